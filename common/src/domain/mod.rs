@@ -1,0 +1,13 @@
+//! Domain types that cannot hold an invalid value: each is built by a
+//! `parse` that says what is wrong, so handlers validate once at the edge.
+//!
+//! # Layout
+//! - [`validation`]: collecting field-level errors.
+//! - [`money`]: currencies and integer minor units.
+//! - [`account`]: usernames, e-mail addresses, passwords and roles.
+//! - [`product`]: new products, product changes and catalogue queries.
+
+pub mod account;
+pub mod money;
+pub mod product;
+pub mod validation;

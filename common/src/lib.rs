@@ -1,0 +1,15 @@
+//! Kassa's domain and persistence, shared by the `kassa-api` and
+//! `kassa-worker` binaries.
+//!
+//! # Layout
+//! - [`db`]: opening the SQLite database, migrations, write transactions.
+//! - [`domain`]: validated domain values (money, accounts, products).
+//! - [`store`]: persistence functions over a connection or transaction.
+//! - [`queue`]: the durable job store under the apalis workers.
+//! - [`time`]: timestamps as stored and as shown.
+
+pub mod db;
+pub mod domain;
+pub mod queue;
+pub mod store;
+pub mod time;
