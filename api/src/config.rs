@@ -1,0 +1,158 @@
+//! Command line and environment: every setting is a flag and a `KASSA_*`
+//! variable with a safe default, listed by `kassa-api --help`.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kassa_common::db::DbArgs;
+use kassa_common::domain::money::Currency;
+
+/// Kassa's HTTP API: accounts, catalogue, carts, checkout and orders.
+#[derive(Debug, Parser)]
+#[command(name = "kassa-api", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; without a subcommand the API is served.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for serving the API.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Operator commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// Database settings.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Create an admin account; the password comes from KASSA_ADMIN_PASSWORD or standard input.
+    CreateAdmin(CreateAdminArgs),
+}
+
+/// Arguments of `kassa-api create-admin`.
+#[derive(Debug, Args)]
+pub struct CreateAdminArgs {
+    /// Username of the new admin.
+    #[arg(long)]
+    pub username: String,
+    /// E-mail address of the new admin.
+    #[arg(long)]
+    pub email: String,
+    /// Password; prefer the environment or standard input over the command line.
+    #[arg(long, env = "KASSA_ADMIN_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Log format.
+    #[arg(long, env = "KASSA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings for serving the API.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (logged as `listening on ADDR`).
+    #[arg(long, env = "KASSA_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// HS256 signing key for tokens; without it a random key is generated once
+    /// and kept in the data directory (mode 0600).
+    #[arg(long, env = "KASSA_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "KASSA_JWT_TTL_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub jwt_ttl_secs: u64,
+
+    /// Secret needed by POST /auth/register-admin; without it one is generated
+    /// at start and printed once in the log.
+    #[arg(long, env = "KASSA_ADMIN_SECRET", hide_env_values = true)]
+    pub admin_secret: Option<String>,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "KASSA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Requests per minute per client IP on /auth/*.
+    #[arg(long, env = "KASSA_AUTH_RATE_PER_MIN", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub auth_rate_per_min: u32,
+
+    /// Burst of requests per client IP on /auth/* before the rate applies.
+    #[arg(long, env = "KASSA_AUTH_BURST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub auth_burst: u32,
+
+    /// When set, GET /metrics requires `Authorization: Bearer <token>`.
+    #[arg(long, env = "KASSA_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// Currency of products created without one.
+    #[arg(long, env = "KASSA_CURRENCY", default_value = "USD", value_parser = Currency::parse)]
+    pub currency: Currency,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "KASSA_MAX_BODY_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
+    pub max_body_bytes: u64,
+
+    /// Password hashes computed at once (each takes 19 MiB and a core for tens of ms).
+    #[arg(long, env = "KASSA_MAX_CONCURRENT_HASHES", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_concurrent_hashes: u32,
+
+    /// Origins allowed by CORS (comma-separated); none by default.
+    #[arg(long, env = "KASSA_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_setting_has_a_kassa_variable_in_help() {
+        let help = Cli::command().render_long_help().to_string();
+        for var in [
+            "KASSA_BIND",
+            "KASSA_DATABASE_URL",
+            "KASSA_DATA_DIR",
+            "KASSA_JWT_SECRET",
+            "KASSA_ADMIN_SECRET",
+            "KASSA_LOG_FORMAT",
+            "KASSA_AUTH_RATE_PER_MIN",
+            "KASSA_AUTH_BURST",
+            "KASSA_METRICS_TOKEN",
+            "KASSA_SQLITE_SYNCHRONOUS",
+        ] {
+            assert!(help.contains(var), "{var} missing from --help");
+        }
+    }
+}

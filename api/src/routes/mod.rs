@@ -1,0 +1,136 @@
+//! The HTTP surface: one route group per file, merged here with the
+//! OpenAPI document collected from the very same routes, so what is served
+//! and what is documented cannot drift apart.
+//!
+//! # Layout
+//! - [`auth`]: registration and login.
+//! - [`products`]: the catalogue.
+//! - [`ops`]: health, readiness, metrics.
+
+pub mod auth;
+pub mod ops;
+pub mod products;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::PeerIpKeyExtractor;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::openapi::security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_redoc::{Redoc, Servable};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::ServeArgs;
+use crate::error::{ApiError, problem_response};
+use crate::state::AppState;
+use crate::telemetry;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Kassa", description = "Order-processing backend: accounts, catalogue, carts, checkout and orders. Errors are RFC 9457 problem documents."),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "products", description = "The catalogue"),
+        (name = "ops", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer_auth",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "oauth2_password",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new("/auth/login", Scopes::new()))])),
+        );
+    }
+}
+
+/// The API's routes and the OpenAPI document describing exactly them.
+pub fn api_routes(config: &ServeArgs) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let period = Duration::from_millis((60_000 / u64::from(config.auth_rate_per_min)).max(1));
+    let governor = GovernorConfigBuilder::default()
+        .period(period)
+        .burst_size(config.auth_burst)
+        .key_extractor(PeerIpKeyExtractor)
+        .finish()
+        .expect("period and burst are validated non-zero by the command line");
+    let auth_limit = GovernorLayer::new(Arc::new(governor)).error_handler(|error| {
+        let retry_after_secs = match error {
+            tower_governor::GovernorError::TooManyRequests { wait_time, .. } => wait_time,
+            _ => 1,
+        };
+        metrics::counter!("kassa_rate_limited_requests_total", "scope" => "auth").increment(1);
+        ApiError::TooManyRequests { retry_after_secs }.into_response()
+    });
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router().layer(auth_limit))
+        .merge(products::router())
+        .merge(ops::router())
+        .split_for_parts()
+}
+
+/// The complete application: API routes, documentation, and the layers
+/// every request passes through.
+pub fn app(state: AppState, config: &ServeArgs) -> Router {
+    let (api, openapi) = api_routes(config);
+    let body_limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
+    let router = api
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi.clone()))
+        .merge(Redoc::with_url("/redoc", openapi))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .with_state(state);
+    let router = telemetry::layers(router);
+    match cors(&config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS stays off (same-origin only) unless origins are configured.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, "idempotency-key".parse().expect("valid header name")])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Collections are documented with a trailing slash (`/products/`); a
+/// request without it is redirected there, as the seed API did. Anything else
+/// unknown is a 404 problem.
+async fn fallback(uri: Uri) -> Response {
+    let path = uri.path();
+    if matches!(path, "/products" | "/cart" | "/orders") {
+        let target = match uri.query() {
+            Some(query) => format!("{path}/?{query}"),
+            None => format!("{path}/"),
+        };
+        return Redirect::temporary(&target).into_response();
+    }
+    problem_response(StatusCode::NOT_FOUND, format!("no route for {path}"))
+}

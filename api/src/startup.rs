@@ -1,0 +1,123 @@
+//! Turning settings into a running server, and the operator subcommands.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use kassa_common::db::DbArgs;
+use kassa_common::domain::account::{Email, Password, Role, Username};
+use kassa_common::store::users;
+use tokio::net::TcpListener;
+
+use crate::auth::passwords::Passwords;
+use crate::auth::secrets;
+use crate::auth::tokens::TokenKeys;
+use crate::config::{CreateAdminArgs, ServeArgs};
+use crate::routes;
+use crate::state::{AppState, Settings};
+use crate::telemetry;
+
+/// Builds the shared state: opens and migrates the database, loads or
+/// creates the secrets.
+pub async fn build_state(config: &ServeArgs) -> anyhow::Result<AppState> {
+    let pool = config
+        .db
+        .connect_and_migrate()
+        .await
+        .context("Failed to open the database")?;
+    let jwt_secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.db.data_dir)?;
+    let admin_secret = secrets::admin_secret(config.admin_secret.as_deref());
+    let max_hashes = usize::try_from(config.max_concurrent_hashes).unwrap_or(1);
+    Ok(AppState {
+        pool,
+        tokens: Arc::new(TokenKeys::new(&jwt_secret, Duration::from_secs(config.jwt_ttl_secs))),
+        passwords: Passwords::new(max_hashes).context("Failed to set up password hashing")?,
+        settings: Arc::new(Settings {
+            admin_secret,
+            default_currency: config.currency.clone(),
+            metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
+        }),
+        metrics: telemetry::metrics_handle(),
+    })
+}
+
+/// Serves the API until SIGINT or SIGTERM, then drains in-flight requests.
+pub async fn serve(config: ServeArgs) -> anyhow::Result<()> {
+    let state = build_state(&config).await?;
+    let pool = state.pool.clone();
+    let app = routes::app(state, &config);
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("Failed to bind {}", config.bind))?;
+    let addr = listener.local_addr().context("Failed to read the bound address")?;
+    tracing::info!("listening on {addr}");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("Server failed")?;
+    pool.close().await;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// `kassa-api migrate`: applies migrations and exits.
+pub async fn migrate(db: &DbArgs) -> anyhow::Result<()> {
+    let pool = db.connect_and_migrate().await.context("Failed to migrate the database")?;
+    pool.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// `kassa-api create-admin`: creates an admin account; the password comes
+/// from `--password`/`KASSA_ADMIN_PASSWORD` or the first line of standard input.
+pub async fn create_admin(args: CreateAdminArgs) -> anyhow::Result<()> {
+    let password = match args.password {
+        Some(password) => password,
+        None => {
+            eprintln!("Password for {} (one line on standard input):", args.username);
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).context("Failed to read the password")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let username = Username::parse(&args.username).map_err(|e| anyhow::anyhow!("--username {e}"))?;
+    let email = Email::parse(&args.email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
+    let password = Password::parse(&password).map_err(|e| anyhow::anyhow!("password {e}"))?;
+    let pool = args.db.connect_and_migrate().await.context("Failed to open the database")?;
+    let hash = Passwords::new(1)?.hash(password.expose().to_owned()).await?;
+    let mut conn = pool.acquire().await?;
+    let user = users::insert_user(&mut conn, &username, &email, &hash, Role::Admin)
+        .await
+        .context("Failed to create the admin")?;
+    drop(conn);
+    pool.close().await;
+    println!("created admin {} (id {})", user.username, user.id);
+    Ok(())
+}

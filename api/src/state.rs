@@ -1,0 +1,37 @@
+//! What every handler can reach: the pool, token keys, the password hasher
+//! and the settings that shape behaviour.
+
+use std::sync::Arc;
+
+use kassa_common::domain::money::Currency;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::SqlitePool;
+
+use crate::auth::passwords::Passwords;
+use crate::auth::tokens::TokenKeys;
+
+/// Shared application state, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub pool: SqlitePool,
+    /// Token signing and verification.
+    pub tokens: Arc<TokenKeys>,
+    /// Password hashing.
+    pub passwords: Passwords,
+    /// Behaviour settings.
+    pub settings: Arc<Settings>,
+    /// Renders this process's metrics.
+    pub metrics: PrometheusHandle,
+}
+
+/// Settings handlers consult.
+#[derive(Debug)]
+pub struct Settings {
+    /// Secret for POST /auth/register-admin.
+    pub admin_secret: String,
+    /// Currency of products created without one.
+    pub default_currency: Currency,
+    /// Bearer token required by GET /metrics, if any.
+    pub metrics_token: Option<String>,
+}

@@ -1,0 +1,16 @@
+//! Black-box test support: starts the real `kassa-api` and `kassa-worker`
+//! binaries as child processes on free ports against a fresh temporary SQLite
+//! file, and talks to them over HTTP and SQL as a client would.
+//!
+//! # Layout
+//! - [`binaries`]: locating (and if need be building) the binaries under test.
+//! - [`process`]: a child process with captured output, killed on drop.
+//! - [`app`]: `TestApp`, one method per endpoint.
+//! - [`prometheus`]: a strict parser for `/metrics`.
+//! - [`worker`]: starting, stopping and killing `kassa-worker` processes.
+
+pub mod app;
+pub mod binaries;
+pub mod process;
+pub mod prometheus;
+pub mod worker;
