@@ -121,9 +121,23 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub max_concurrent_hashes: u32,
 
+    /// How long Idempotency-Key records are kept, in seconds.
+    #[arg(long, env = "KASSA_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub idempotency_ttl_secs: u64,
+
     /// Origins allowed by CORS (comma-separated); none by default.
     #[arg(long, env = "KASSA_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// Also run the job worker in this process, so one command runs the whole
+    /// system; for scale, run separate `kassa-worker` processes instead.
+    #[arg(long, env = "KASSA_WITH_WORKER")]
+    pub with_worker: bool,
+
+    /// Settings of the embedded worker (with --with-worker).
+    #[command(flatten, next_help_heading = "Embedded worker (with --with-worker)")]
+    pub worker: kassa_worker::WorkerOptions,
 }
 
 #[cfg(test)]

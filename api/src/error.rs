@@ -58,10 +58,7 @@ pub enum ApiError {
 impl ApiError {
     /// A 409 with a detail only.
     pub fn conflict(detail: impl Into<String>) -> Self {
-        ApiError::Conflict {
-            detail: detail.into(),
-            extra: serde_json::Map::new(),
-        }
+        ApiError::Conflict { detail: detail.into(), extra: serde_json::Map::new() }
     }
 
     /// A 422 for one field.
@@ -102,6 +99,8 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(detail) => ApiError::conflict(detail),
+            StoreError::Queue(e) => ApiError::Internal(e.into()),
+            StoreError::Invariant(detail) => ApiError::Internal(anyhow::anyhow!(detail)),
             StoreError::Database(e) => e.into(),
         }
     }
@@ -151,9 +150,7 @@ fn render(
     };
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     response
 }
 
@@ -165,28 +162,19 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = ?cause, "request failed");
                 problem_response(status, "an internal error occurred; it has been logged")
             }
-            ApiError::Validation(errors) => render(
-                status,
-                "one or more fields are invalid".into(),
-                errors.0,
-                serde_json::Map::new(),
-            ),
+            ApiError::Validation(errors) => {
+                render(status, "one or more fields are invalid".into(), errors.0, serde_json::Map::new())
+            }
             ApiError::Conflict { detail, extra } => render(status, detail, Vec::new(), extra),
             ApiError::TooManyRequests { retry_after_secs } => {
-                let mut response = problem_response(
-                    status,
-                    format!("rate limit exceeded; retry in {retry_after_secs} s"),
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+                let mut response =
+                    problem_response(status, format!("rate limit exceeded; retry in {retry_after_secs} s"));
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
                 response
             }
             ApiError::Unauthorized(detail) => {
                 let mut response = problem_response(status, detail);
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 response
             }
             other => problem_response(status, other.to_string()),

@@ -75,9 +75,7 @@ where
 
 fn query_rejection(rejection: QueryRejection) -> ApiError {
     let text = rejection.body_text();
-    let message = text
-        .split_once("Failed to deserialize query string: ")
-        .map_or(text.as_str(), |(_, rest)| rest);
+    let message = text.split_once("Failed to deserialize query string: ").map_or(text.as_str(), |(_, rest)| rest);
     let field = message.split_once(':').map(|(field, _)| field).filter(|f| !f.contains(' '));
     ApiError::invalid(field.unwrap_or("query"), message)
 }
@@ -114,7 +112,9 @@ mod tests {
         let (field, message) = split_serde_path(text);
         assert_eq!(field, "price_cents");
         assert!(message.starts_with("invalid type"));
-        let (field, _) = split_serde_path("Failed to deserialize the JSON body into the target type: missing field `name` at line 1 column 2");
+        let (field, _) = split_serde_path(
+            "Failed to deserialize the JSON body into the target type: missing field `name` at line 1 column 2",
+        );
         assert_eq!(field, "body");
     }
 }

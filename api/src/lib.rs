@@ -9,12 +9,14 @@
 //! - [`auth`]: tokens, passwords, secrets and the `AuthUser`/`AdminUser` extractors.
 //! - [`extract`]: body, query and path extractors with problem rejections.
 //! - [`error`]: the one error type and its problem rendering.
+//! - [`idempotency`]: `Idempotency-Key` replay for order creation.
 //! - [`telemetry`]: logs, request ids and HTTP metrics.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod routes;
 pub mod startup;
 pub mod state;

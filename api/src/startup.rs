@@ -15,6 +15,7 @@ use crate::auth::passwords::Passwords;
 use crate::auth::secrets;
 use crate::auth::tokens::TokenKeys;
 use crate::config::{CreateAdminArgs, ServeArgs};
+use crate::idempotency::InFlight;
 use crate::routes;
 use crate::state::{AppState, Settings};
 use crate::telemetry;
@@ -22,11 +23,7 @@ use crate::telemetry;
 /// Builds the shared state: opens and migrates the database, loads or
 /// creates the secrets.
 pub async fn build_state(config: &ServeArgs) -> anyhow::Result<AppState> {
-    let pool = config
-        .db
-        .connect_and_migrate()
-        .await
-        .context("Failed to open the database")?;
+    let pool = config.db.connect_and_migrate().await.context("Failed to open the database")?;
     let jwt_secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.db.data_dir)?;
     let admin_secret = secrets::admin_secret(config.admin_secret.as_deref());
     let max_hashes = usize::try_from(config.max_concurrent_hashes).unwrap_or(1);
@@ -38,8 +35,10 @@ pub async fn build_state(config: &ServeArgs) -> anyhow::Result<AppState> {
             admin_secret,
             default_currency: config.currency.clone(),
             metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
+            idempotency_ttl_ms: i64::try_from(config.idempotency_ttl_secs).unwrap_or(i64::MAX / 1000) * 1000,
         }),
         metrics: telemetry::metrics_handle(),
+        in_flight: InFlight::default(),
     })
 }
 
@@ -48,9 +47,7 @@ pub async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     let state = build_state(&config).await?;
     let pool = state.pool.clone();
     let app = routes::app(state, &config);
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("Failed to bind {}", config.bind))?;
+    let listener = TcpListener::bind(config.bind).await.with_context(|| format!("Failed to bind {}", config.bind))?;
     let addr = listener.local_addr().context("Failed to read the bound address")?;
     tracing::info!("listening on {addr}");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 
 use crate::auth::passwords::Passwords;
 use crate::auth::tokens::TokenKeys;
+use crate::idempotency::InFlight;
 
 /// Shared application state, cheap to clone.
 #[derive(Clone)]
@@ -23,6 +24,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Renders this process's metrics.
     pub metrics: PrometheusHandle,
+    /// Idempotency keys being processed now.
+    pub in_flight: InFlight,
 }
 
 /// Settings handlers consult.
@@ -34,4 +37,6 @@ pub struct Settings {
     pub default_currency: Currency,
     /// Bearer token required by GET /metrics, if any.
     pub metrics_token: Option<String>,
+    /// How long idempotency records are kept, in milliseconds.
+    pub idempotency_ttl_ms: i64,
 }

@@ -57,6 +57,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 fn describe_metrics() {
+    kassa_common::queue::metrics::describe();
     metrics::describe_counter!("kassa_http_requests_total", "HTTP requests by method, route template and status.");
     metrics::describe_histogram!(
         "kassa_http_request_duration_seconds",
@@ -65,10 +66,6 @@ fn describe_metrics() {
     );
     metrics::describe_counter!("kassa_login_failures_total", "Failed logins (unknown user or wrong password).");
     metrics::describe_counter!("kassa_rate_limited_requests_total", "Requests refused with 429, by scope.");
-    metrics::describe_counter!(
-        "kassa_sqlite_busy_retries_total",
-        "Times a write transaction found SQLite locked by another connection and retried."
-    );
 }
 
 /// Wraps the router in request ids, tracing, metrics, panic catching and
@@ -81,12 +78,10 @@ pub fn layers(router: Router) -> Router {
             tracing::error!("a handler panicked");
             problem_response(StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred; it has been logged")
         }))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
@@ -94,16 +89,10 @@ pub fn layers(router: Router) -> Router {
 async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
+    let labels = [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
     metrics::counter!("kassa_http_requests_total", &labels).increment(1);
     metrics::histogram!("kassa_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
@@ -114,10 +103,8 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let is_problem =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }

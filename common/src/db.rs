@@ -86,15 +86,10 @@ impl DbArgs {
             None => format!("sqlite://{}", self.data_dir.join("kassa.db").display()),
         };
         if !url.starts_with("sqlite:") {
-            return Err(DbError::InvalidUrl {
-                url,
-                reason: "only sqlite: URLs are supported".into(),
-            });
+            return Err(DbError::InvalidUrl { url, reason: "only sqlite: URLs are supported".into() });
         }
-        let options = SqliteConnectOptions::from_str(&url).map_err(|e| DbError::InvalidUrl {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| DbError::InvalidUrl { url: url.clone(), reason: e.to_string() })?;
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
@@ -133,10 +128,7 @@ impl DbArgs {
 }
 
 fn create_dir(path: &Path) -> Result<(), DbError> {
-    std::fs::create_dir_all(path).map_err(|source| DbError::CreateDir {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::create_dir_all(path).map_err(|source| DbError::CreateDir { path: path.to_path_buf(), source })
 }
 
 /// Starts a write transaction holding SQLite's write lock from its first
@@ -163,8 +155,7 @@ pub fn is_busy(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // Extended result codes keep the primary code in the low byte.
-            code.parse::<i32>()
-                .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+            code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, 5 | 6))
         }),
         _ => false,
     }
@@ -202,10 +193,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("nested/data");
         let pool = args(&data_dir, None).connect_and_migrate().await.expect("connect");
-        let mode: String = sqlx::query_scalar("pragma journal_mode")
-            .fetch_one(&pool)
-            .await
-            .expect("journal mode");
+        let mode: String = sqlx::query_scalar("pragma journal_mode").fetch_one(&pool).await.expect("journal mode");
         assert_eq!(mode, "wal");
         let fk: i64 = sqlx::query_scalar("pragma foreign_keys").fetch_one(&pool).await.expect("fk");
         assert_eq!(fk, 1);

@@ -6,10 +6,14 @@
 //! - [`domain`]: validated domain values (money, accounts, products).
 //! - [`store`]: persistence functions over a connection or transaction.
 //! - [`queue`]: the durable job store under the apalis workers.
+//! - [`jobs`]: payloads of the order pipeline's jobs.
+//! - [`payments`]: the payment gateway trait and the sandbox provider.
 //! - [`time`]: timestamps as stored and as shown.
 
 pub mod db;
 pub mod domain;
+pub mod jobs;
+pub mod payments;
 pub mod queue;
 pub mod store;
 pub mod time;

@@ -44,11 +44,7 @@ impl Reply {
     #[track_caller]
     pub fn expect_problem(self, status: u16) -> Value {
         assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "errors are problem documents"
-        );
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "errors are problem documents");
         assert_eq!(self.body["status"], status, "problem status member");
         assert!(self.body["title"].is_string() && self.body["type"].is_string());
         self.body
@@ -129,10 +125,7 @@ impl TestApp {
         let addr = addr.split_whitespace().next().expect("an address follows 'listening on'");
         Self {
             base_url: format!("http://{addr}"),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
             process,
             data_dir,
             _tmp: tmp,
@@ -212,6 +205,64 @@ impl TestApp {
         let user = self.post("/auth/register-admin", None, &body).await.expect(201);
         let id = user["id"].as_i64().expect("user id");
         (id, self.login(username).await)
+    }
+
+    /// Starts a `kassa-worker` process on this app's database with test
+    /// settings (2 s leases, fast retries) and waits until it runs.
+    pub fn spawn_worker(&self, worker_id: &str, extra_env: &[(&str, &str)]) -> ChildProcess {
+        let mut command = Command::new(binary("kassa-worker"));
+        command.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
+        command
+            .env("KASSA_DATA_DIR", &self.data_dir)
+            .env("KASSA_DATABASE_URL", self.database_url())
+            .env("KASSA_SQLITE_SYNCHRONOUS", "normal")
+            .env("KASSA_WORKER_ID", worker_id)
+            .env("KASSA_LEASE_SECS", "2")
+            .env("KASSA_LOG_FORMAT", "text")
+            .env("RUST_LOG", "info")
+            .envs(extra_env.iter().copied());
+        let mut process = ChildProcess::spawn(worker_id, command);
+        process.wait_for_line(&format!("worker {worker_id} starting"), Duration::from_secs(60));
+        process
+    }
+
+    /// Polls `GET /orders/{id}` as `token` until the order has `status`, or
+    /// panics with the last body after `timeout`.
+    pub async fn wait_for_status(&self, order_id: i64, status: &str, token: &str, timeout: Duration) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let order = self.get(&format!("/orders/{order_id}"), Some(token)).await.expect(200);
+            if order["status"] == status {
+                return order;
+            }
+            assert!(std::time::Instant::now() < deadline, "order {order_id} never reached {status}: {order}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Opens the app's database directly, for invariant checks.
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.data_dir.join("kassa.db"))
+            .busy_timeout(Duration::from_secs(10));
+        sqlx::sqlite::SqlitePoolOptions::new().max_connections(2).connect_with(options).await.expect("database opens")
+    }
+
+    /// Waits until no order is pending and no job waits or runs, then checks
+    /// every invariant; panics with the violations.
+    pub async fn assert_settled(&self, timeout: Duration) {
+        let pool = self.db().await;
+        let deadline = std::time::Instant::now() + timeout;
+        while !crate::invariants::quiescent(&pool).await {
+            assert!(std::time::Instant::now() < deadline, "work still pending after {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let violations = crate::invariants::check(&pool).await;
+        assert!(violations.is_empty(), "invariants broken: {violations:#?}");
+        pool.close().await;
     }
 
     /// Creates a product as `admin_token` and returns it.

@@ -7,10 +7,12 @@
 //! - [`process`]: a child process with captured output, killed on drop.
 //! - [`app`]: `TestApp`, one method per endpoint.
 //! - [`prometheus`]: a strict parser for `/metrics`.
+//! - [`invariants`]: stock conservation, one charge per order, quiescence.
 //! - [`worker`]: starting, stopping and killing `kassa-worker` processes.
 
 pub mod app;
 pub mod binaries;
+pub mod invariants;
 pub mod process;
 pub mod prometheus;
 pub mod worker;

@@ -42,11 +42,7 @@ impl ChildProcess {
                 }
             });
         }
-        Self {
-            name: name.to_owned(),
-            child,
-            output,
-        }
+        Self { name: name.to_owned(), child, output }
     }
 
     /// The process id.
@@ -72,11 +68,7 @@ impl ChildProcess {
             let now = Instant::now();
             let exited = self.child.try_wait().ok().flatten();
             if now >= deadline || exited.is_some() {
-                panic!(
-                    "{} never printed {needle:?} (exit: {exited:?}); output:\n{}",
-                    self.name,
-                    lines.join("\n")
-                );
+                panic!("{} never printed {needle:?} (exit: {exited:?}); output:\n{}", self.name, lines.join("\n"));
             }
             let wait = (deadline - now).min(Duration::from_millis(100));
             lines = self.output.changed.wait_timeout(lines, wait).unwrap_or_else(|e| e.into_inner()).0;

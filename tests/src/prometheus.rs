@@ -122,11 +122,7 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
             None => (BTreeMap::new(), &line[name_end..]),
         };
         let value = rest.split_whitespace().next().ok_or_else(|| format!("no value in {line:?}"))?;
-        exposition.samples.push(Sample {
-            name: name.to_owned(),
-            labels,
-            value: parse_value(value)?,
-        });
+        exposition.samples.push(Sample { name: name.to_owned(), labels, value: parse_value(value)? });
     }
     for sample in &exposition.samples {
         let family = ["_bucket", "_sum", "_count"]

@@ -21,7 +21,8 @@ async fn invalid_registrations_list_every_bad_field_and_create_nothing() {
     let app = TestApp::spawn().await;
     let body = json!({"username": "a b", "email": "not-an-email", "password": "short"});
     let problem = app.post("/auth/register", None, &body).await.expect_problem(422);
-    let fields: Vec<&str> = problem["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    let fields: Vec<&str> =
+        problem["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
     assert_eq!(fields, ["username", "email", "password"]);
     let missing = app.post("/auth/register", None, &json!({"username": "ana"})).await.expect_problem(422);
     assert!(missing["detail"].is_string());
@@ -71,7 +72,8 @@ async fn a_generated_admin_secret_is_printed_once_and_works() {
 async fn login_accepts_json_email_and_the_oauth2_password_form() {
     let app = TestApp::spawn().await;
     app.register("ana").await.expect(201);
-    let token = app.post("/auth/login", None, &json!({"username": "ana@example.com", "password": PASSWORD})).await.expect(200);
+    let token =
+        app.post("/auth/login", None, &json!({"username": "ana@example.com", "password": PASSWORD})).await.expect(200);
     assert_eq!(token["token_type"], "bearer");
     assert!(token["expires_in"].as_u64().expect("expires_in") > 0);
     let form = app

@@ -29,9 +29,7 @@ async fn seed_flow_admin_adds_products_and_a_customer_finds_them() {
 async fn search_ranks_name_matches_first_and_combines_with_filters() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("root").await;
-    let body = |name: &str, description: &str, price: i64, stock: i64, category: &str| {
-        json!({"name": name, "description": description, "price_cents": price, "stock": stock, "category": category})
-    };
+    let body = |name: &str, description: &str, price: i64, stock: i64, category: &str| json!({"name": name, "description": description, "price_cents": price, "stock": stock, "category": category});
     for product in [
         body("Desk", "Solid oak, fits a lamp", 30000, 2, "furniture"),
         body("Lamp", "Warm light", 4000, 0, "lighting"),
@@ -48,7 +46,8 @@ async fn search_ranks_name_matches_first_and_combines_with_filters() {
     assert_eq!(names(&prefix), ["Lamp shade"]);
     let filtered = app.get("/products/?q=lamp&category=lighting&in_stock=true", None).await.expect(200);
     assert_eq!(names(&filtered), ["Lamp shade"]);
-    let priced = app.get("/products/?min_price_cents=4000&max_price_cents=30000&sort=price_desc", None).await.expect(200);
+    let priced =
+        app.get("/products/?min_price_cents=4000&max_price_cents=30000&sort=price_desc", None).await.expect(200);
     assert_eq!(names(&priced), ["Desk", "Chair", "Lamp"]);
     let cheap_first = app.get("/products/?sort=price_asc&limit=2", None).await.expect(200);
     assert_eq!(names(&cheap_first), ["Lamp shade", "Lamp"]);
@@ -85,7 +84,15 @@ async fn limits_are_capped_and_bad_parameters_are_422() {
     let page = app.get("/products/?limit=100000", None).await.expect(200);
     assert_eq!(page["limit"], 100);
     assert_eq!(app.get("/products/", None).await.expect(200)["limit"], 20);
-    for bad in ["limit=0", "limit=abc", "offset=-1", "min_price_cents=-5", "min_price_cents=10&max_price_cents=5", "sort=cheapest", "in_stock=maybe"] {
+    for bad in [
+        "limit=0",
+        "limit=abc",
+        "offset=-1",
+        "min_price_cents=-5",
+        "min_price_cents=10&max_price_cents=5",
+        "sort=cheapest",
+        "in_stock=maybe",
+    ] {
         app.get(&format!("/products/?{bad}"), None).await.expect_problem(422);
     }
 }
@@ -97,7 +104,10 @@ async fn admins_update_and_delete_products_and_deleted_ones_disappear() {
     let lamp = app.product(&admin, "Lamp", 100, 5, "home").await;
     let path = format!("/products/{}", lamp["id"]);
     let updated = app.put(&path, Some(&admin), &json!({"price_cents": 150, "stock": 7})).await.expect(200);
-    assert_eq!((updated["price_cents"].clone(), updated["stock"].clone(), updated["name"].clone()), (json!(150), json!(7), json!("Lamp")));
+    assert_eq!(
+        (updated["price_cents"].clone(), updated["stock"].clone(), updated["name"].clone()),
+        (json!(150), json!(7), json!("Lamp"))
+    );
     app.put(&path, Some(&admin), &json!({"price_cents": -1})).await.expect_problem(422);
     app.put(&path, Some(&admin), &json!({"price_cents": 1.5})).await.expect_problem(422);
     app.put("/products/999999", Some(&admin), &json!({"stock": 1})).await.expect_problem(404);
@@ -115,7 +125,8 @@ async fn invalid_products_are_refused_with_every_field_named() {
         .post("/products/", Some(&admin), &json!({"name": "", "price_cents": -1, "stock": -1, "currency": "dollars"}))
         .await
         .expect_problem(422);
-    let fields: Vec<&str> = problem["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    let fields: Vec<&str> =
+        problem["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
     assert_eq!(fields, ["name", "price_cents", "currency", "stock", "category"]);
     let sku = json!({"name": "A", "price_cents": 1, "stock": 1, "category": "x", "sku": "SKU-1"});
     app.post("/products/", Some(&admin), &sku).await.expect(201);

@@ -21,10 +21,7 @@ async fn the_openapi_document_lists_every_served_route_with_security() {
         .expect("paths")
         .iter()
         .flat_map(|(path, item)| {
-            item.as_object()
-                .expect("path item")
-                .keys()
-                .map(move |method| format!("{} {path}", method.to_uppercase()))
+            item.as_object().expect("path item").keys().map(move |method| format!("{} {path}", method.to_uppercase()))
         })
         .collect();
     let expected: BTreeSet<String> = [

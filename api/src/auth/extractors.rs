@@ -46,10 +46,8 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized("a bearer token is required"))?;
-        let (user_id, role) = state
-            .tokens
-            .verify(token)
-            .map_err(|_| ApiError::Unauthorized("the bearer token is invalid or expired"))?;
+        let (user_id, role) =
+            state.tokens.verify(token).map_err(|_| ApiError::Unauthorized("the bearer token is invalid or expired"))?;
         Ok(AuthUser { user_id, role })
     }
 }

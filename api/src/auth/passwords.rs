@@ -44,10 +44,7 @@ impl Passwords {
             .hash_password(uuid::Uuid::new_v4().to_string().as_bytes())
             .map_err(|e| HashError::Failed(e.to_string()))?
             .to_string();
-        Ok(Self {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            dummy_hash: Arc::new(dummy_hash),
-        })
+        Ok(Self { permits: Arc::new(Semaphore::new(max_concurrent.max(1))), dummy_hash: Arc::new(dummy_hash) })
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
@@ -55,9 +52,7 @@ impl Passwords {
             .await
             .map_err(|_| HashError::Saturated)?
             .map_err(|_| HashError::Saturated)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| HashError::Failed(e.to_string()))
+        tokio::task::spawn_blocking(work).await.map_err(|e| HashError::Failed(e.to_string()))
     }
 
     /// Hashes a new password into a PHC string with a fresh salt.
@@ -72,9 +67,7 @@ impl Passwords {
     pub async fn verify(&self, password: String, stored_hash: Option<String>) -> Result<bool, HashError> {
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
-        let matches = self
-            .run(move || argon2().verify_password(password.as_bytes(), hash.as_str()).is_ok())
-            .await?;
+        let matches = self.run(move || argon2().verify_password(password.as_bytes(), hash.as_str()).is_ok()).await?;
         Ok(known && matches)
     }
 }

@@ -38,11 +38,7 @@ pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<V
         Err(e) => return Err(e).with_context(|| format!("Failed to read {}", path.display())),
     }
     let secret = random_secret(48);
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path);
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
     match created {
         Ok(mut file) => {
             file.write_all(secret.as_bytes())

@@ -76,12 +76,7 @@ impl TokenKeys {
         validation.validate_nbf = true;
         validation.validate_exp = true;
         validation.leeway = LEEWAY_SECS;
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-            ttl,
-        }
+        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl }
     }
 
     /// Issues a token for a user.
@@ -97,10 +92,7 @@ impl TokenKeys {
             aud: AUDIENCE.into(),
         };
         let access_token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
-        Ok(IssuedToken {
-            access_token,
-            expires_in: self.ttl.as_secs(),
-        })
+        Ok(IssuedToken { access_token, expires_in: self.ttl.as_secs() })
     }
 
     /// Verifies a token and returns the user id and role it carries.
@@ -156,8 +148,7 @@ mod tests {
         let keys = keys();
         let secret = b"0123456789abcdef0123456789abcdef";
         let now = get_current_timestamp();
-        assert!(keys.verify(&forge(&claims(serde_json::json!({})), b"another key another key another!!"))
-            .is_err());
+        assert!(keys.verify(&forge(&claims(serde_json::json!({})), b"another key another key another!!")).is_err());
         assert!(keys.verify(&forge(&claims(serde_json::json!({"exp": now - 60})), secret)).is_err());
         assert!(keys.verify(&forge(&claims(serde_json::json!({"nbf": now + 600})), secret)).is_err());
         assert!(keys.verify(&forge(&claims(serde_json::json!({"aud": "someone-else"})), secret)).is_err());

@@ -113,7 +113,10 @@ async fn create_account(
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
-async fn register(State(state): State<AppState>, Json(body): Json<RegisterRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let user = create_account(&state, &body.username, &body.email, &body.password, Role::Customer).await?;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
@@ -178,7 +181,10 @@ impl<S: Send + Sync> FromRequest<S> for LoginForm {
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
-async fn login(State(state): State<AppState>, LoginForm(body): LoginForm) -> Result<axum::Json<TokenResponse>, ApiError> {
+async fn login(
+    State(state): State<AppState>,
+    LoginForm(body): LoginForm,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
     let credentials = if body.username.len() > 254 || body.password.len() > 1024 {
         None
     } else {
@@ -190,10 +196,8 @@ async fn login(State(state): State<AppState>, LoginForm(body): LoginForm) -> Res
     let verified = state.passwords.verify(password, hash).await.map_err(hash_error)?;
     match credentials {
         Some(credentials) if verified => {
-            let token = state
-                .tokens
-                .issue(credentials.id, credentials.role)
-                .map_err(|e| ApiError::Internal(e.into()))?;
+            let token =
+                state.tokens.issue(credentials.id, credentials.role).map_err(|e| ApiError::Internal(e.into()))?;
             Ok(axum::Json(TokenResponse {
                 access_token: token.access_token,
                 token_type: "bearer",

@@ -5,10 +5,14 @@
 //! # Layout
 //! - [`auth`]: registration and login.
 //! - [`products`]: the catalogue.
+//! - [`cart`]: carts and checkout.
+//! - [`orders`]: placing and reading orders.
 //! - [`ops`]: health, readiness, metrics.
 
 pub mod auth;
+pub mod cart;
 pub mod ops;
+pub mod orders;
 pub mod products;
 
 use std::sync::Arc;
@@ -41,6 +45,8 @@ use crate::telemetry;
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "products", description = "The catalogue"),
+        (name = "cart", description = "Carts and checkout"),
+        (name = "orders", description = "Orders"),
         (name = "ops", description = "Health and metrics"),
     )
 )]
@@ -82,6 +88,8 @@ pub fn api_routes(config: &ServeArgs) -> (Router<AppState>, utoipa::openapi::Ope
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router().layer(auth_limit))
         .merge(products::router())
+        .merge(cart::router())
+        .merge(orders::router())
         .merge(ops::router())
         .split_for_parts()
 }
@@ -115,7 +123,11 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, "idempotency-key".parse().expect("valid header name")])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                "idempotency-key".parse().expect("valid header name"),
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }

@@ -20,9 +20,11 @@ use crate::state::AppState;
 
 /// The `/products` routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_products, create_product))
-        .routes(routes!(get_product, update_product, delete_product))
+    OpenApiRouter::new().routes(routes!(list_products, create_product)).routes(routes!(
+        get_product,
+        update_product,
+        delete_product
+    ))
 }
 
 /// Product fields. All are required to create a product except
@@ -124,12 +126,7 @@ async fn list_products(
     })?;
     let mut conn = state.pool.acquire().await?;
     let page = products::search_products(&mut conn, &query).await?;
-    Ok(axum::Json(ProductList {
-        items: page.items,
-        total: page.total,
-        limit: query.limit,
-        offset: query.offset,
-    }))
+    Ok(axum::Json(ProductList { items: page.items, total: page.total, limit: query.limit, offset: query.offset }))
 }
 
 /// Add a product (admin).
@@ -152,7 +149,8 @@ async fn create_product(
     let product = NewProduct::parse(&body.raw(), &state.settings.default_currency)?;
     let mut conn = state.pool.acquire().await?;
     let created = products::insert_product(&mut conn, &product).await?;
-    let location = HeaderValue::from_str(&format!("/products/{}", created.id)).map_err(|e| ApiError::Internal(e.into()))?;
+    let location =
+        HeaderValue::from_str(&format!("/products/{}", created.id)).map_err(|e| ApiError::Internal(e.into()))?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(created)))
 }
 

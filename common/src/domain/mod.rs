@@ -6,8 +6,10 @@
 //! - [`money`]: currencies and integer minor units.
 //! - [`account`]: usernames, e-mail addresses, passwords and roles.
 //! - [`product`]: new products, product changes and catalogue queries.
+//! - [`order`]: order statuses and their transition table, quantities, payment methods.
 
 pub mod account;
 pub mod money;
+pub mod order;
 pub mod product;
 pub mod validation;

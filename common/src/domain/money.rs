@@ -108,7 +108,7 @@ mod tests {
     fn money_is_formatted_with_grouping_and_two_decimals() {
         assert_eq!(format_money(123_450, "USD"), "USD 1,234.50");
         assert_eq!(format_money(5, "EUR"), "EUR 0.05");
-        assert_eq!(format_money(-1_000_000_00, "USD"), "USD -1,000,000.00");
+        assert_eq!(format_money(-100_000_000, "USD"), "USD -1,000,000.00");
         assert_eq!(format_money(1500, "JPY"), "JPY 1,500");
     }
 

@@ -116,8 +116,8 @@ impl NewProduct {
             Some(stock) => errors.check("stock", parse_stock(stock)),
             None => required(&mut errors, "stock", None::<i64>),
         };
-        let category = required(&mut errors, "category", raw.category)
-            .and_then(|v| errors.check("category", parse_category(v)));
+        let category =
+            required(&mut errors, "category", raw.category).and_then(|v| errors.check("category", parse_category(v)));
         let sku = raw.sku.and_then(|v| errors.check("sku", parse_sku(v)));
         errors.clone().finish()?;
         match (name, description, price_cents, currency, stock, category) {
@@ -377,7 +377,10 @@ mod tests {
     #[test]
     fn search_text_becomes_quoted_prefix_terms() {
         assert_eq!(fts5_match_expression("Wireless  mouse"), Some("\"wireless\"* \"mouse\"*".into()));
-        assert_eq!(fts5_match_expression("\"a\" OR NEAR(b c) -d* col:e"), Some("\"a\"* \"or\"* \"near\"* \"b\"* \"c\"* \"d\"* \"col\"* \"e\"*".into()));
+        assert_eq!(
+            fts5_match_expression("\"a\" OR NEAR(b c) -d* col:e"),
+            Some("\"a\"* \"or\"* \"near\"* \"b\"* \"c\"* \"d\"* \"col\"* \"e\"*".into())
+        );
         assert_eq!(fts5_match_expression(" *:()\" "), None);
         assert_eq!(fts5_match_expression("café"), Some("\"café\"*".into()));
     }

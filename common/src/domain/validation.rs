@@ -20,10 +20,7 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 impl ValidationErrors {
     /// One invalid field.
     pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self(vec![FieldError {
-            field: field.into(),
-            message: message.into(),
-        }])
+        Self(vec![FieldError { field: field.into(), message: message.into() }])
     }
 
     /// Records `result`'s error under `field`, returning the value when valid.
@@ -31,10 +28,7 @@ impl ValidationErrors {
         match result {
             Ok(value) => Some(value),
             Err(message) => {
-                self.0.push(FieldError {
-                    field: field.to_owned(),
-                    message,
-                });
+                self.0.push(FieldError { field: field.to_owned(), message });
                 None
             }
         }
@@ -42,10 +36,7 @@ impl ValidationErrors {
 
     /// Records an error under `field` without a value.
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { field: field.into(), message: message.into() });
     }
 
     /// `Ok` when no error was recorded.

@@ -3,9 +3,17 @@
 //! caller composes several into one transaction.
 //!
 //! # Layout
-//! - [`users`]: accounts.
+//! - [`users`]: accounts and their credentials.
 //! - [`products`]: the catalogue, its search, and stock adjustments.
+//! - [`carts`]: shopping carts.
+//! - [`orders`]: orders, reservations and status moves.
+//! - [`payments`]: payment records.
+//! - [`idempotency`]: stored first responses for `Idempotency-Key`.
 
+pub mod carts;
+pub mod idempotency;
+pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod users;
 
@@ -18,6 +26,12 @@ pub enum StoreError {
     /// A uniqueness rule would be broken; the message names what is taken.
     #[error("{0}")]
     Conflict(String),
+    /// A job could not be pushed.
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+    /// Something that cannot happen did; the transaction must roll back.
+    #[error("invariant broken: {0}")]
+    Invariant(String),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),

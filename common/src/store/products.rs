@@ -126,10 +126,7 @@ pub async fn soft_delete_product(conn: &mut SqliteConnection, product_id: i64) -
         return Err(StoreError::NotFound("product"));
     }
     // A deleted product can no longer be bought: drop it from every cart.
-    sqlx::query("delete from cart_items where product_id = ?")
-        .bind(product_id)
-        .execute(conn)
-        .await?;
+    sqlx::query("delete from cart_items where product_id = ?").bind(product_id).execute(conn).await?;
     Ok(())
 }
 

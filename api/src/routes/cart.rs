@@ -1,0 +1,230 @@
+//! `/cart`: a shopper's cart and its checkout. The user comes from the
+//! token; a `user_id` in the path is checked against it, never trusted
+//! (another customer's cart is 403; admins may act on any cart).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use kassa_common::db::begin_write;
+use kassa_common::domain::order::{MAX_QUANTITY, parse_payment_method, parse_quantity};
+use kassa_common::store::carts::{self, AddLineError};
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::orders::{OrderSource, place_order};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Json, Path};
+use crate::idempotency::{IdempotencyKey, fingerprint};
+use crate::state::AppState;
+
+/// The `/cart` routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(add_to_cart))
+        .routes(routes!(get_cart))
+        .routes(routes!(remove_line))
+        .routes(routes!(checkout))
+}
+
+/// A line to add.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AddToCartBody {
+    /// The product.
+    pub product_id: i64,
+    /// Units to add, 1–1000 (the line may hold at most 1000 and no more than the stock).
+    pub quantity: i64,
+}
+
+/// One cart line with the product's current price and stock.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartItem {
+    /// The product.
+    pub product_id: i64,
+    /// Its current name.
+    pub name: String,
+    /// Units in the cart.
+    pub quantity: i64,
+    /// Current unit price.
+    pub unit_price_cents: i64,
+    /// `unit_price_cents × quantity`.
+    pub line_total_cents: i64,
+    /// Units in stock now.
+    pub available: i64,
+}
+
+/// A cart.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cart {
+    /// Whose cart.
+    pub user_id: i64,
+    /// Its lines, oldest first.
+    pub items: Vec<CartItem>,
+    /// Sum of the line totals.
+    pub total_cents: i64,
+    /// Currency of the amounts.
+    pub currency: String,
+}
+
+/// A checkout's options.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CheckoutBody {
+    /// Payment method token (sandbox: `pm_card_visa`, `pm_card_chargeDeclined`, `pm_card_flaky`); default `pm_card_visa`.
+    pub payment_method: Option<String>,
+}
+
+async fn load_cart(conn: &mut SqliteConnection, user_id: i64, default_currency: &str) -> Result<Cart, ApiError> {
+    let lines = carts::lines(conn, user_id).await?;
+    let currency = lines.first().map_or_else(|| default_currency.to_owned(), |l| l.currency.clone());
+    let items: Vec<CartItem> = lines
+        .into_iter()
+        .map(|l| CartItem {
+            product_id: l.product_id,
+            name: l.name,
+            quantity: l.quantity,
+            unit_price_cents: l.unit_price_cents,
+            line_total_cents: l.unit_price_cents * l.quantity,
+            available: l.available,
+        })
+        .collect();
+    let total_cents = items.iter().map(|i| i.line_total_cents).sum();
+    Ok(Cart { user_id, items, total_cents, currency })
+}
+
+fn check_owner(user: &AuthUser, user_id: i64) -> Result<(), ApiError> {
+    if user.may_act_for(user_id) { Ok(()) } else { Err(ApiError::Forbidden("this is not your cart".into())) }
+}
+
+/// Add a product to the caller's cart (or add more of it).
+#[utoipa::path(post, path = "/cart/", tag = "cart",
+    security(("bearer_auth" = [])),
+    request_body = AddToCartBody,
+    responses(
+        (status = 200, description = "The cart after the change", body = Cart),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown or deleted product", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "More than the available stock (`available` says how many)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid quantity", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(user_id = user.user_id))]
+async fn add_to_cart(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<AddToCartBody>,
+) -> Result<axum::Json<Cart>, ApiError> {
+    parse_quantity(body.quantity).map_err(|m| ApiError::invalid("quantity", &m))?;
+    let mut tx = begin_write(&state.pool).await?;
+    carts::add_line(&mut tx, user.user_id, body.product_id, body.quantity, MAX_QUANTITY).await.map_err(
+        |e| match e {
+            AddLineError::UnknownProduct => ApiError::NotFound("product not found".into()),
+            AddLineError::NotEnoughStock { available, requested } => {
+                let mut extra = serde_json::Map::new();
+                extra.insert("product_id".into(), body.product_id.into());
+                extra.insert("available".into(), available.into());
+                extra.insert("requested".into(), requested.into());
+                ApiError::Conflict {
+                    detail: format!("only {available} in stock, the line would hold {requested}"),
+                    extra,
+                }
+            }
+            AddLineError::TooMany { max } => {
+                ApiError::invalid("quantity", &format!("a cart line holds at most {max} units"))
+            }
+            AddLineError::Database(e) => e.into(),
+        },
+    )?;
+    let cart = load_cart(&mut tx, user.user_id, state.settings.default_currency.as_ref()).await?;
+    tx.commit().await?;
+    Ok(axum::Json(cart))
+}
+
+/// A user's cart (their own, or any for an admin).
+#[utoipa::path(get, path = "/cart/{user_id}", tag = "cart",
+    security(("bearer_auth" = [])),
+    params(("user_id" = i64, Path, description = "Whose cart")),
+    responses(
+        (status = 200, description = "The cart", body = Cart),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's cart", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_cart(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(user_id): Path<i64>,
+) -> Result<axum::Json<Cart>, ApiError> {
+    check_owner(&user, user_id)?;
+    let mut conn = state.pool.acquire().await?;
+    Ok(axum::Json(load_cart(&mut conn, user_id, state.settings.default_currency.as_ref()).await?))
+}
+
+/// Remove a line from a cart.
+#[utoipa::path(delete, path = "/cart/{user_id}/{product_id}", tag = "cart",
+    security(("bearer_auth" = [])),
+    params(("user_id" = i64, Path, description = "Whose cart"), ("product_id" = i64, Path, description = "The product")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's cart", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such line", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn remove_line(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((user_id, product_id)): Path<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    check_owner(&user, user_id)?;
+    let mut conn = state.pool.acquire().await?;
+    carts::remove_line(&mut conn, user_id, product_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Turn a cart into an order: answered with 202 at once; stock, payment and
+/// confirmation follow in the background.
+#[utoipa::path(post, path = "/cart/{user_id}/checkout", tag = "cart",
+    security(("bearer_auth" = [])),
+    params(
+        ("user_id" = i64, Path, description = "Whose cart"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response"),
+    ),
+    request_body(content = Option<CheckoutBody>, description = "Optional; an empty body means the default payment method"),
+    responses(
+        (status = 202, description = "Accepted; the order is pending", body = kassa_common::store::orders::OrderView,
+         headers(("Location" = String, description = "The order's URL"))),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's cart", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Empty cart, not enough stock, or the same key in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body, or a reused key with another body", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(user_id = user_id))]
+async fn checkout(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(user_id): Path<i64>,
+    key: IdempotencyKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_owner(&user, user_id)?;
+    let raw: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::json!({})
+    } else {
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType("expected a body with `Content-Type: application/json`".into()));
+        }
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?
+    };
+    let options: CheckoutBody =
+        serde_json::from_value(raw.clone()).map_err(|e| ApiError::invalid("body", &e.to_string()))?;
+    let payment_method =
+        parse_payment_method(options.payment_method.as_deref()).map_err(|m| ApiError::invalid("payment_method", &m))?;
+    let request_fingerprint = fingerprint("POST", &format!("/cart/{user_id}/checkout"), &raw);
+    place_order(&state, user, user_id, OrderSource::Cart, payment_method, key, request_fingerprint).await
+}

@@ -1,0 +1,92 @@
+//! Payloads of the order pipeline's jobs: ids only, so a job always acts on
+//! the current state of the database. The worker's handlers live in
+//! `worker/src/jobs/`; the API and the handlers push these.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::order::OrderStatus;
+use crate::queue::{JobPayload, NewJob, QueueError};
+
+/// Reserve every unit of an order, all or nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveStock {
+    /// The order.
+    pub order_id: i64,
+}
+
+impl JobPayload for ReserveStock {
+    const JOB_TYPE: &'static str = "reserve_stock";
+}
+
+/// Charge an order's payment method through the gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charge {
+    /// The order.
+    pub order_id: i64,
+}
+
+impl JobPayload for Charge {
+    const JOB_TYPE: &'static str = "charge";
+}
+
+/// Move an order from one status to another (compare-and-set).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusTransition {
+    /// The order.
+    pub order_id: i64,
+    /// The status the order must be in for the move to happen.
+    pub from: OrderStatus,
+    /// The status to move to.
+    pub to: OrderStatus,
+    /// Who asked: `system`, `user:ID` or `admin:ID`.
+    pub actor: String,
+    /// Why, e.g. a cancellation reason.
+    pub reason: Option<String>,
+}
+
+impl JobPayload for StatusTransition {
+    const JOB_TYPE: &'static str = "status_transition";
+}
+
+/// A job for `payload`, deduplicated per order (and per move for transitions),
+/// so pushing the same step twice is a no-op.
+pub trait OrderJob: JobPayload {
+    /// The order the job acts on.
+    fn order_id(&self) -> i64;
+    /// The key unique per (job type, step of this order).
+    fn dedup_key(&self) -> String;
+    /// The job to push.
+    fn to_job(&self) -> Result<NewJob, QueueError>
+    where
+        Self: Sized,
+    {
+        Ok(NewJob::new(self)?.dedup_key(self.dedup_key()))
+    }
+}
+
+impl OrderJob for ReserveStock {
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+    fn dedup_key(&self) -> String {
+        self.order_id.to_string()
+    }
+}
+
+impl OrderJob for Charge {
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+    fn dedup_key(&self) -> String {
+        self.order_id.to_string()
+    }
+}
+
+impl OrderJob for StatusTransition {
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+    fn dedup_key(&self) -> String {
+        format!("{}:{}:{}", self.order_id, self.from, self.to)
+    }
+}

@@ -1,0 +1,234 @@
+//! The `sandbox` payment provider, following Stripe's test payment methods:
+//! `pm_card_visa` (and any other token) succeeds, `pm_card_chargeDeclined`
+//! (and its `pm_card_chargeDeclined…` variants) is a permanent decline,
+//! `pm_card_flaky` fails transiently twice per charge and then succeeds.
+//! A configurable latency and transient-failure rate serve load and chaos
+//! tests; a simulated failure happens either before the provider records the
+//! charge or after (the "response lost" case), so retries must rely on the
+//! idempotency key. The provider keeps its own ledger table keyed by that key.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rand::Rng;
+use sqlx::SqlitePool;
+
+use super::{ChargeRequest, GatewayError, PaymentGateway, Receipt, RefundRequest};
+use crate::db::{begin_write, now_ms};
+
+/// The sandbox's behaviour.
+#[derive(Clone, Debug, Default)]
+pub struct SandboxConfig {
+    /// Chance in [0, 1] that a call fails transiently.
+    pub failure_rate: f64,
+    /// Added to every call.
+    pub latency: Duration,
+}
+
+/// The sandbox provider, keeping its ledger in the Kassa database.
+#[derive(Clone)]
+pub struct SandboxGateway {
+    pool: SqlitePool,
+    config: SandboxConfig,
+}
+
+#[derive(sqlx::FromRow)]
+struct LedgerEntry {
+    outcome: String,
+    reference: String,
+}
+
+struct Call<'a> {
+    kind: &'static str,
+    key: &'a str,
+    order_id: i64,
+    amount_cents: i64,
+    currency: &'a str,
+    payment_method: &'a str,
+}
+
+fn transient(error: sqlx::Error) -> GatewayError {
+    GatewayError::Transient(format!("sandbox ledger unavailable: {error}"))
+}
+
+impl SandboxGateway {
+    /// A sandbox keeping its ledger in `pool`'s database.
+    pub fn new(pool: SqlitePool, config: SandboxConfig) -> Self {
+        Self { pool, config }
+    }
+
+    fn roll_failure(&self) -> bool {
+        self.config.failure_rate > 0.0 && rand::rng().random_bool(self.config.failure_rate.clamp(0.0, 1.0))
+    }
+
+    async fn call(&self, call: Call<'_>) -> Result<Receipt, GatewayError> {
+        if !self.config.latency.is_zero() {
+            tokio::time::sleep(self.config.latency).await;
+        }
+        let mut tx = begin_write(&self.pool).await.map_err(transient)?;
+        let existing: Option<LedgerEntry> =
+            sqlx::query_as("select outcome, reference from sandbox_ledger where idempotency_key = ?")
+                .bind(call.key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(transient)?;
+        if let Some(entry) = existing {
+            return entry_result(entry);
+        }
+        if call.payment_method == "pm_card_flaky" {
+            let calls: i64 = sqlx::query_scalar(
+                "insert into sandbox_calls (idempotency_key, calls) values (?, 1)
+                 on conflict (idempotency_key) do update set calls = calls + 1 returning calls",
+            )
+            .bind(call.key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(transient)?;
+            tx.commit().await.map_err(transient)?;
+            if calls <= 2 {
+                return Err(GatewayError::Transient(format!("pm_card_flaky: simulated timeout {calls} of 2")));
+            }
+            tx = begin_write(&self.pool).await.map_err(transient)?;
+        }
+        let fail_before = self.roll_failure() && rand::rng().random_bool(0.5);
+        if fail_before {
+            return Err(GatewayError::Transient("sandbox: simulated timeout before processing".into()));
+        }
+        let declined = call.kind == "charge" && call.payment_method.starts_with("pm_card_chargeDeclined");
+        let outcome = if declined { "declined" } else { "succeeded" };
+        let prefix = if call.kind == "charge" { "ch" } else { "re" };
+        let reference = format!("{prefix}_sandbox_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(
+            "insert into sandbox_ledger
+                 (idempotency_key, kind, order_id, amount_cents, currency, payment_method, outcome, reference, created_at)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(call.key)
+        .bind(call.kind)
+        .bind(call.order_id)
+        .bind(call.amount_cents)
+        .bind(call.currency)
+        .bind(call.payment_method)
+        .bind(outcome)
+        .bind(&reference)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(transient)?;
+        tx.commit().await.map_err(transient)?;
+        if self.roll_failure() {
+            return Err(GatewayError::Transient("sandbox: simulated timeout after processing (response lost)".into()));
+        }
+        entry_result(LedgerEntry { outcome: outcome.into(), reference })
+    }
+}
+
+fn entry_result(entry: LedgerEntry) -> Result<Receipt, GatewayError> {
+    if entry.outcome == "declined" {
+        Err(GatewayError::Declined("your card was declined (pm_card_chargeDeclined)".into()))
+    } else {
+        Ok(Receipt { reference: entry.reference })
+    }
+}
+
+impl PaymentGateway for SandboxGateway {
+    fn provider(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn charge<'a>(&'a self, request: &'a ChargeRequest) -> BoxFuture<'a, Result<Receipt, GatewayError>> {
+        Box::pin(self.call(Call {
+            kind: "charge",
+            key: &request.idempotency_key,
+            order_id: request.order_id,
+            amount_cents: request.amount_cents,
+            currency: &request.currency,
+            payment_method: &request.payment_method,
+        }))
+    }
+
+    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, Result<Receipt, GatewayError>> {
+        Box::pin(self.call(Call {
+            kind: "refund",
+            key: &request.idempotency_key,
+            order_id: request.order_id,
+            amount_cents: request.amount_cents,
+            currency: &request.currency,
+            payment_method: &request.charge_reference,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{DbArgs, Durability};
+
+    async fn gateway(config: SandboxConfig) -> (tempfile::TempDir, SandboxGateway) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = DbArgs {
+            data_dir: dir.path().to_path_buf(),
+            database_url: None,
+            sqlite_synchronous: Durability::Normal,
+            db_max_connections: 2,
+            db_busy_timeout_ms: 1000,
+        };
+        let pool = args.connect_and_migrate().await.expect("db");
+        (dir, SandboxGateway::new(pool, config))
+    }
+
+    fn charge(order_id: i64, method: &str) -> ChargeRequest {
+        ChargeRequest {
+            order_id,
+            amount_cents: 500,
+            currency: "USD".into(),
+            payment_method: method.into(),
+            idempotency_key: super::super::charge_key(order_id),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_charge_returns_the_first_result() {
+        let (_dir, gateway) = gateway(SandboxConfig::default()).await;
+        let first = gateway.charge(&charge(1, "pm_card_visa")).await.expect("charged");
+        let second = gateway.charge(&charge(1, "pm_card_visa")).await.expect("charged");
+        assert_eq!(first, second);
+        let rows: i64 =
+            sqlx::query_scalar("select count(*) from sandbox_ledger").fetch_one(&gateway.pool).await.expect("count");
+        assert_eq!(rows, 1);
+    }
+
+    #[tokio::test]
+    async fn declines_are_permanent_and_remembered() {
+        let (_dir, gateway) = gateway(SandboxConfig::default()).await;
+        for _ in 0..2 {
+            let result = gateway.charge(&charge(2, "pm_card_chargeDeclined")).await;
+            assert!(matches!(result, Err(GatewayError::Declined(_))), "{result:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_flaky_card_fails_twice_then_succeeds() {
+        let (_dir, gateway) = gateway(SandboxConfig::default()).await;
+        for _ in 0..2 {
+            assert!(matches!(gateway.charge(&charge(3, "pm_card_flaky")).await, Err(GatewayError::Transient(_))));
+        }
+        assert!(gateway.charge(&charge(3, "pm_card_flaky")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn simulated_failures_never_charge_twice() {
+        let (_dir, gateway) = gateway(SandboxConfig { failure_rate: 0.5, latency: Duration::ZERO }).await;
+        let mut receipts = Vec::new();
+        for _ in 0..40 {
+            if let Ok(receipt) = gateway.charge(&charge(4, "pm_card_visa")).await {
+                receipts.push(receipt);
+            }
+        }
+        assert!(!receipts.is_empty());
+        assert!(receipts.windows(2).all(|w| w[0] == w[1]));
+        let rows: i64 =
+            sqlx::query_scalar("select count(*) from sandbox_ledger").fetch_one(&gateway.pool).await.expect("count");
+        assert_eq!(rows, 1);
+    }
+}

@@ -1,0 +1,52 @@
+//! `status_transition(order_id, from, to, actor, reason)`: a compare-and-set
+//! on the order's status with its history row in the same transaction. A
+//! repeated or stale move changes nothing. Moving to `cancelled` releases the
+//! reserved stock once (same transaction) and refunds a captured payment
+//! through the gateway with the order's refund key; a rerun after a crash
+//! finds the order already cancelled and only finishes the refund.
+
+use kassa_common::db::begin_write;
+use kassa_common::domain::order::OrderStatus;
+use kassa_common::jobs::StatusTransition;
+use kassa_common::queue::{JobError, Outcome};
+use kassa_common::store::orders::{self, TransitionOutcome};
+
+use super::refund_if_captured;
+use crate::registry::{Job, JobContext};
+
+/// Runs the move.
+#[tracing::instrument(skip_all, fields(order_id = job.order_id, job_id = %ctx.job_id, from = %job.from, to = %job.to))]
+pub async fn run(job: &StatusTransition, ctx: &JobContext) -> Result<Outcome, JobError> {
+    let mut tx = begin_write(&ctx.pool).await?;
+    let moved =
+        orders::apply_transition(&mut tx, job.order_id, job.from, job.to, &job.actor, job.reason.as_deref()).await?;
+    tx.commit().await?;
+    let outcome = match moved {
+        TransitionOutcome::Applied => {
+            tracing::info!("order moved");
+            if job.to == OrderStatus::Cancelled {
+                let reason = job.reason.clone().unwrap_or_else(|| "unspecified".into());
+                metrics::counter!("kassa_orders_cancelled_total", "reason" => reason).increment(1);
+            }
+            Outcome::Done
+        }
+        TransitionOutcome::AlreadyApplied => Outcome::AlreadyDone,
+        TransitionOutcome::Stale(current) => {
+            return Ok(Outcome::Skipped(format!("stale move: order is {current}, not {}", job.from)));
+        }
+        TransitionOutcome::NotAllowed => {
+            return Err(JobError::permanent(format!("{} → {} is not an allowed move", job.from, job.to)));
+        }
+        TransitionOutcome::Missing => return Ok(Outcome::Skipped("order not found".into())),
+    };
+    if job.to == OrderStatus::Cancelled {
+        refund_if_captured(ctx, job.order_id).await?;
+    }
+    Ok(outcome)
+}
+
+impl Job for StatusTransition {
+    async fn perform(self, ctx: JobContext) -> Result<Outcome, JobError> {
+        run(&self, &ctx).await
+    }
+}

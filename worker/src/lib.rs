@@ -1,0 +1,31 @@
+//! Kassa's job worker: apalis workers running Kassa's jobs from its own
+//! durable queue (see `kassa_common::queue`). The `kassa-worker` binary is a
+//! thin wrapper around [`run`]; `kassa-api --with-worker` embeds the same
+//! runtime.
+//!
+//! # Layout
+//! - [`config`]: flags and `KASSA_*` variables, checked into a [`WorkerConfig`].
+//! - [`registry`]: the [`Job`] trait, job types → handlers, the apalis service.
+//! - [`jobs`]: one job type per file.
+//! - [`runtime`]: [`run`], the worker until shutdown.
+//! - [`services`]: the payment gateway jobs call.
+//! - [`telemetry`]: logs and the Prometheus endpoint of the binary.
+
+pub mod config;
+pub mod jobs;
+pub mod registry;
+pub mod runtime;
+pub mod services;
+pub mod telemetry;
+
+pub use config::{ConfigError, WorkerConfig, WorkerOptions};
+pub use kassa_common::queue::{JobError, Outcome};
+pub use registry::{Job, JobContext, Registry};
+pub use runtime::{run, run_with_registry};
+
+/// A registry of every job type this crate defines.
+pub fn registry_with_all_jobs() -> Registry {
+    let mut registry = Registry::new();
+    jobs::register_all(&mut registry);
+    registry
+}

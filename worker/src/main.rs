@@ -1,0 +1,86 @@
+//! `kassa-worker`: runs Kassa's jobs until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kassa_common::db::DbArgs;
+use kassa_worker::telemetry::{self, LogFormat};
+use kassa_worker::{WorkerOptions, registry_with_all_jobs};
+
+/// Runs Kassa's background jobs from the shared database.
+#[derive(Debug, Parser)]
+#[command(name = "kassa-worker", version, about)]
+struct Args {
+    #[command(flatten)]
+    db: DbArgs,
+
+    #[command(flatten)]
+    worker: WorkerOptions,
+
+    /// Address for the Prometheus `/metrics` endpoint (port 0: any free port).
+    #[arg(long, env = "KASSA_WORKER_METRICS_BIND")]
+    metrics_bind: Option<SocketAddr>,
+
+    /// Log format.
+    #[arg(long, env = "KASSA_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    telemetry::init_logging(args.log_format);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("kassa-worker failed: {error:#}");
+            eprintln!("kassa-worker: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let registry = registry_with_all_jobs();
+    let config =
+        args.worker.into_config(&registry).map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+    let metrics = telemetry::install_metrics()?;
+    if let Some(bind) = args.metrics_bind {
+        telemetry::serve_metrics(bind, metrics).await?;
+    }
+    let pool = args
+        .db
+        .connect_and_migrate()
+        .await
+        .map_err(|error| anyhow::anyhow!("{}", kassa_common::queue::outcome::error_chain(&error)))?;
+    kassa_worker::run_with_registry(config, pool, registry, shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "failed to listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
