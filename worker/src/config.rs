@@ -246,7 +246,8 @@ mod tests {
     #[test]
     fn defaults_take_every_job_type_with_a_30_second_lease() {
         let config = config(&[]).expect("valid");
-        assert_eq!(config.queue.job_types, vec!["noop", "probe"]);
+        assert_eq!(config.queue.job_types, crate::registry_with_all_jobs().job_types());
+        assert!(config.queue.job_types.iter().any(|t| t == "charge"));
         assert_eq!(config.queue.lease, Duration::from_secs(30));
         assert_eq!(config.queue.concurrency, 32);
         assert!(config.queue.worker_id.starts_with("kassa-worker-"));

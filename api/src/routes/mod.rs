@@ -8,7 +8,9 @@
 //! - [`cart`]: carts and checkout.
 //! - [`orders`]: placing and reading orders.
 //! - [`ops`]: health, readiness, metrics.
+//! - [`admin`]: dashboard, reports, job console, stock audit.
 
+pub mod admin;
 pub mod auth;
 pub mod cart;
 pub mod ops;
@@ -47,6 +49,7 @@ use crate::telemetry;
         (name = "products", description = "The catalogue"),
         (name = "cart", description = "Carts and checkout"),
         (name = "orders", description = "Orders"),
+        (name = "admin", description = "Operations: dashboard, reports, jobs, stock audit"),
         (name = "ops", description = "Health and metrics"),
     )
 )]
@@ -91,6 +94,7 @@ pub fn api_routes(config: &ServeArgs) -> (Router<AppState>, utoipa::openapi::Ope
         .merge(cart::router())
         .merge(orders::router())
         .merge(ops::router())
+        .merge(admin::router())
         .split_for_parts()
 }
 

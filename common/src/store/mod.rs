@@ -9,7 +9,9 @@
 //! - [`orders`]: orders, reservations and status moves.
 //! - [`payments`]: payment records.
 //! - [`idempotency`]: stored first responses for `Idempotency-Key`.
+//! - [`admin`]: dashboard figures, reports and the stock audit.
 
+pub mod admin;
 pub mod carts;
 pub mod idempotency;
 pub mod orders;

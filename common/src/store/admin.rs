@@ -1,0 +1,1 @@
+//! Operators' queries: dashboard figures, sales reports and the stock audit.
