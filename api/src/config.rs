@@ -126,13 +126,29 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub idempotency_ttl_secs: u64,
 
+    /// The admin dashboard lists products with at most this many units as low on stock.
+    #[arg(long, env = "KASSA_LOW_STOCK_THRESHOLD", default_value_t = 5,
+          value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
+    pub low_stock_threshold: i64,
+
+    /// Checkouts and orders per minute per user (POST /orders/ and checkout).
+    #[arg(long, env = "KASSA_CHECKOUT_RATE_PER_MIN", default_value_t = 120,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub checkout_rate_per_min: u32,
+
+    /// Burst of checkouts per user before the rate applies.
+    #[arg(long, env = "KASSA_CHECKOUT_BURST", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub checkout_burst: u32,
+
     /// Origins allowed by CORS (comma-separated); none by default.
     #[arg(long, env = "KASSA_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
     /// Also run the job worker in this process, so one command runs the whole
     /// system; for scale, run separate `kassa-worker` processes instead.
-    #[arg(long, env = "KASSA_WITH_WORKER")]
+    #[arg(long, env = "KASSA_WITH_WORKER", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub with_worker: bool,
 
     /// Settings of the embedded worker (with --with-worker).

@@ -54,6 +54,45 @@ fn split_serde_path(text: &str) -> (String, String) {
     }
 }
 
+/// An optional JSON body: an empty body is `None`; anything else must be
+/// JSON with a JSON content type, like [`Json`].
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType("expected a body with `Content-Type: application/json`".into()));
+        }
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(value) => Ok(OptionalJson(Some(value))),
+            Err(e) if e.is_data() => Err(ApiError::invalid("body", &e.to_string())),
+            Err(e) => Err(ApiError::BadRequest(format!("invalid JSON: {e}"))),
+        }
+    }
+}
+
 /// A query string; invalid parameters become 422 problems.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);

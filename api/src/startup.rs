@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use governor::{Quota, RateLimiter};
 use kassa_common::db::DbArgs;
 use kassa_common::domain::account::{Email, Password, Role, Username};
 use kassa_common::store::users;
+use std::num::NonZeroU32;
 use tokio::net::TcpListener;
 
 use crate::auth::passwords::Passwords;
@@ -19,6 +21,13 @@ use crate::idempotency::InFlight;
 use crate::routes;
 use crate::state::{AppState, Settings};
 use crate::telemetry;
+
+/// A quota of `per_min` a minute after a burst of `burst`.
+fn per_minute(per_min: u32, burst: u32) -> Quota {
+    let period = Duration::from_nanos(60_000_000_000 / u64::from(per_min.max(1)));
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period).map_or_else(|| Quota::per_second(NonZeroU32::MIN), |q| q.allow_burst(burst))
+}
 
 /// Builds the shared state: opens and migrates the database, loads or
 /// creates the secrets.
@@ -36,24 +45,42 @@ pub async fn build_state(config: &ServeArgs) -> anyhow::Result<AppState> {
             default_currency: config.currency.clone(),
             metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
             idempotency_ttl_ms: i64::try_from(config.idempotency_ttl_secs).unwrap_or(i64::MAX / 1000) * 1000,
+            low_stock_threshold: config.low_stock_threshold,
         }),
         metrics: telemetry::metrics_handle(),
         in_flight: InFlight::default(),
+        checkout_limiter: Arc::new(RateLimiter::keyed(per_minute(config.checkout_rate_per_min, config.checkout_burst))),
     })
 }
 
-/// Serves the API until SIGINT or SIGTERM, then drains in-flight requests.
+/// Serves the API until SIGINT or SIGTERM, then drains in-flight requests
+/// (and, with `--with-worker`, lets the embedded worker finish or hand back
+/// its jobs).
 pub async fn serve(config: ServeArgs) -> anyhow::Result<()> {
+    let worker_config = if config.with_worker {
+        let registry = kassa_worker::registry_with_all_jobs();
+        let options = config.worker.clone().with_data_dir(&config.db.data_dir);
+        Some(options.into_config(&registry).context("Invalid embedded worker settings")?)
+    } else {
+        None
+    };
     let state = build_state(&config).await?;
     let pool = state.pool.clone();
     let app = routes::app(state, &config);
     let listener = TcpListener::bind(config.bind).await.with_context(|| format!("Failed to bind {}", config.bind))?;
     let addr = listener.local_addr().context("Failed to read the bound address")?;
+    let shutdown = futures::FutureExt::shared(shutdown_signal());
+    let worker = worker_config
+        .map(|worker_config| tokio::spawn(kassa_worker::run(worker_config, pool.clone(), shutdown.clone())));
     tracing::info!("listening on {addr}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
         .await
-        .context("Server failed")?;
+        .context("Server failed");
+    if let Some(worker) = worker {
+        worker.await.context("The embedded worker panicked")?.context("The embedded worker failed")?;
+    }
+    served?;
     pool.close().await;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use governor::DefaultKeyedRateLimiter;
 use kassa_common::domain::money::Currency;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::SqlitePool;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Idempotency keys being processed now.
     pub in_flight: InFlight,
+    /// Checkouts per user.
+    pub checkout_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
 }
 
 /// Settings handlers consult.
@@ -39,4 +42,6 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// How long idempotency records are kept, in milliseconds.
     pub idempotency_ttl_ms: i64,
+    /// The dashboard's low-stock threshold, in units.
+    pub low_stock_threshold: i64,
 }

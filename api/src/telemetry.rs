@@ -58,6 +58,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 fn describe_metrics() {
     kassa_common::queue::metrics::describe();
+    // `--with-worker` runs the worker in this process: its series need HELP too.
+    kassa_worker::telemetry::describe_job_metrics();
     metrics::describe_counter!("kassa_http_requests_total", "HTTP requests by method, route template and status.");
     metrics::describe_histogram!(
         "kassa_http_request_duration_seconds",
@@ -66,6 +68,26 @@ fn describe_metrics() {
     );
     metrics::describe_counter!("kassa_login_failures_total", "Failed logins (unknown user or wrong password).");
     metrics::describe_counter!("kassa_rate_limited_requests_total", "Requests refused with 429, by scope.");
+    metrics::describe_counter!(
+        "kassa_checkouts_accepted_total",
+        "Checkouts and direct orders accepted (202) by this API process."
+    );
+    kassa_common::store::admin::samples::describe();
+    // Present from the first scrape, so rates start from 0.
+    metrics::counter!("kassa_login_failures_total").increment(0);
+    metrics::counter!("kassa_rate_limited_requests_total", "scope" => "auth").increment(0);
+    metrics::counter!("kassa_checkouts_accepted_total").increment(0);
+}
+
+/// Refreshes the gauges read from the database — orders by status,
+/// cancelled orders by reason, stock-audit violations — just before a
+/// scrape renders them. The API does not cancel orders itself (workers do),
+/// so the database is the one place that knows them all. A failure is
+/// logged and the previous values are served.
+pub async fn sample_business_gauges(pool: &sqlx::SqlitePool) {
+    if let Err(error) = kassa_common::store::admin::samples::sample_business_gauges(pool).await {
+        tracing::warn!(%error, "failed to sample order and stock gauges for /metrics");
+    }
 }
 
 /// Wraps the router in request ids, tracing, metrics, panic catching and

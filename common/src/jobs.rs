@@ -48,6 +48,59 @@ impl JobPayload for StatusTransition {
     const JOB_TYPE: &'static str = "status_transition";
 }
 
+/// What happened to an order that its customer is told about by e-mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// The order was accepted (pending).
+    Received,
+    /// Stock reserved and payment captured.
+    Confirmed,
+    /// Handed to the carrier.
+    Shipped,
+    /// Delivered.
+    Delivered,
+    /// Cancelled, with the reason in words.
+    Cancelled,
+}
+
+impl NotifyEvent {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Received => "received",
+            NotifyEvent::Confirmed => "confirmed",
+            NotifyEvent::Shipped => "shipped",
+            NotifyEvent::Delivered => "delivered",
+            NotifyEvent::Cancelled => "cancelled",
+        }
+    }
+
+    /// The event announcing that an order reached `status`.
+    pub fn for_status(status: OrderStatus) -> NotifyEvent {
+        match status {
+            OrderStatus::Pending => NotifyEvent::Received,
+            OrderStatus::Confirmed => NotifyEvent::Confirmed,
+            OrderStatus::Shipped => NotifyEvent::Shipped,
+            OrderStatus::Delivered => NotifyEvent::Delivered,
+            OrderStatus::Cancelled => NotifyEvent::Cancelled,
+        }
+    }
+}
+
+/// E-mail the customer about an event of their order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notify {
+    /// The order.
+    pub order_id: i64,
+    /// What to tell.
+    pub event: NotifyEvent,
+}
+
+impl JobPayload for Notify {
+    const JOB_TYPE: &'static str = "notify";
+}
+
 /// A job for `payload`, deduplicated per order (and per move for transitions),
 /// so pushing the same step twice is a no-op.
 pub trait OrderJob: JobPayload {
@@ -88,5 +141,14 @@ impl OrderJob for StatusTransition {
     }
     fn dedup_key(&self) -> String {
         format!("{}:{}:{}", self.order_id, self.from, self.to)
+    }
+}
+
+impl OrderJob for Notify {
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", self.order_id, self.event.as_str())
     }
 }

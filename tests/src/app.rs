@@ -263,6 +263,7 @@ impl TestApp {
         let violations = crate::invariants::check(&pool).await;
         assert!(violations.is_empty(), "invariants broken: {violations:#?}");
         pool.close().await;
+        crate::admin::assert_stock_audit_clean(self).await;
     }
 
     /// Creates a product as `admin_token` and returns it.

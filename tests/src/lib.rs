@@ -7,12 +7,16 @@
 //! - [`process`]: a child process with captured output, killed on drop.
 //! - [`app`]: `TestApp`, one method per endpoint.
 //! - [`prometheus`]: a strict parser for `/metrics`.
+//! - [`smtp`]: a real SMTP server (aiosmtpd) and parsing of what it received.
 //! - [`invariants`]: stock conservation, one charge per order, quiescence.
 //! - [`worker`]: starting, stopping and killing `kassa-worker` processes.
+//! - [`admin`]: the stock audit every settled test asserts; scraping `/metrics`.
 
+pub mod admin;
 pub mod app;
 pub mod binaries;
 pub mod invariants;
 pub mod process;
 pub mod prometheus;
+pub mod smtp;
 pub mod worker;

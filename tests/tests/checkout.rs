@@ -216,3 +216,18 @@ async fn checkout_replayed_with_the_same_idempotency_key_creates_one_order() {
     assert_eq!(order_ids.len(), 1);
     assert_eq!(app.get("/orders/my-orders", Some(&ana)).await.expect(200)["total"], 3);
 }
+
+#[tokio::test]
+async fn the_api_with_an_embedded_worker_runs_the_whole_pipeline() {
+    let app = TestApp::spawn_with(kassa_tests::app::AppOptions::default().env("KASSA_WITH_WORKER", "1")).await;
+    let (_, admin) = app.admin("root").await;
+    let (_, ana) = app.customer("ana").await;
+    let lamp = app.product(&admin, "Lamp", 100, 3, "home").await;
+    let order = app
+        .post("/orders/", Some(&ana), &json!({"items": [{"product_id": id(&lamp), "quantity": 1}]}))
+        .await
+        .expect(202);
+    app.wait_for_status(id(&order), "confirmed", &ana, SETTLE).await;
+    app.assert_settled(SETTLE).await;
+    assert!(app.data_dir.join("outbox").read_dir().expect("outbox").next().is_some(), "e-mails went to the outbox");
+}

@@ -113,20 +113,23 @@ async fn orders_acknowledged_before_the_api_is_killed_all_complete() {
     let options = AppOptions { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
     let mut app = TestApp::spawn_with(options.clone()).await;
     let (_, admin) = app.admin("root").await;
-    let (_, ana) = app.customer("ana").await;
     let product = app.product(&admin, "Lamp", 100, 1000, "home").await;
     let body = json!({"items": [{"product_id": product["id"], "quantity": 1}]});
-    let mut acknowledged: Vec<Value> = Vec::new();
-    for _ in 0..50 {
-        acknowledged.push(app.post("/orders/", Some(&ana), &body).await.expect(202));
+    let mut acknowledged: Vec<(Value, String)> = Vec::new();
+    // Five shoppers, ten orders each: within the per-user checkout burst.
+    for shopper in 0..5 {
+        let (_, token) = app.customer(&format!("shopper{shopper}")).await;
+        for _ in 0..10 {
+            acknowledged.push((app.post("/orders/", Some(&token), &body).await.expect(202), token.clone()));
+        }
     }
     app.process.signal("KILL");
     app.process.wait_exit(Duration::from_secs(10)).expect("the API died");
     let app = TestApp::spawn_with(options).await;
     let _worker = app.spawn_worker("w1", &[]);
-    for order in &acknowledged {
+    for (order, token) in &acknowledged {
         let order_id = order["id"].as_i64().expect("id");
-        app.wait_for_status(order_id, "confirmed", &ana, SETTLE).await;
+        app.wait_for_status(order_id, "confirmed", token, SETTLE).await;
     }
     app.assert_settled(SETTLE).await;
 }

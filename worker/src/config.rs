@@ -1,11 +1,13 @@
 //! The worker's settings: flags and `KASSA_*` variables, checked into a
 //! [`WorkerConfig`] before anything starts.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kassa_common::payments::SandboxConfig;
 use kassa_common::queue::{QueueConfig, RetryPolicy};
 
+use crate::mail::{MailConfig, Mailer};
 use crate::registry::Registry;
 
 /// Settings of the job runtime, shared by `kassa-worker` and by
@@ -68,6 +70,29 @@ pub struct WorkerOptions {
     /// Sandbox payment provider: latency added to every call, in milliseconds.
     #[arg(long, env = "KASSA_SANDBOX_LATENCY_MS", default_value_t = 0)]
     pub sandbox_latency_ms: u64,
+
+    /// SMTP server for customer e-mail: `smtp://host:port`,
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host:465`. Without it e-mails are written as .eml
+    /// files to the outbox directory.
+    #[arg(long, env = "KASSA_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of customer e-mail.
+    #[arg(long, env = "KASSA_MAIL_FROM", default_value = "Kassa <orders@kassa.localhost>")]
+    pub mail_from: String,
+
+    /// Base URL of links in e-mails.
+    #[arg(long, env = "KASSA_PUBLIC_URL", default_value = "http://127.0.0.1:8000")]
+    pub public_url: String,
+
+    /// Where .eml files go when no SMTP server is set (default: `outbox` in the data directory).
+    #[arg(long, env = "KASSA_MAIL_OUTBOX_DIR")]
+    pub mail_outbox_dir: Option<PathBuf>,
+
+    /// Longest wait for the SMTP server, in seconds.
+    #[arg(long, env = "KASSA_SMTP_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub smtp_timeout_secs: f64,
 }
 
 /// Why the worker settings were refused.
@@ -97,6 +122,9 @@ pub enum ConfigError {
         /// The entry.
         entry: String,
     },
+    /// The mail settings are unusable.
+    #[error("{0}")]
+    Mail(String),
     /// A failure rate outside [0, 1].
     #[error("--sandbox-failure-rate/KASSA_SANDBOX_FAILURE_RATE must be between 0 and 1, got {value}")]
     BadFailureRate {
@@ -117,9 +145,28 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// The sandbox payment provider's behaviour.
     pub payments: SandboxConfig,
+    /// The mailer for customer e-mail.
+    pub mailer: Mailer,
 }
 
 impl WorkerOptions {
+    /// The built-in defaults, as `kassa-worker` parses them without flags
+    /// (`KASSA_*` variables set in the environment still apply).
+    pub fn defaults() -> WorkerOptions {
+        #[derive(clap::Parser)]
+        struct OptionsOnly {
+            #[command(flatten)]
+            options: WorkerOptions,
+        }
+        <OptionsOnly as clap::Parser>::parse_from(["kassa-worker"]).options
+    }
+
+    /// Puts the mail outbox in `data_dir` unless a directory was given.
+    pub fn with_data_dir(mut self, data_dir: &Path) -> WorkerOptions {
+        self.mail_outbox_dir.get_or_insert_with(|| data_dir.join("outbox"));
+        self
+    }
+
     /// Checks the options against the job types `registry` knows.
     pub fn into_config(self, registry: &Registry) -> Result<WorkerConfig, ConfigError> {
         let known = registry.job_types();
@@ -174,7 +221,15 @@ impl WorkerOptions {
             failure_rate: self.sandbox_failure_rate,
             latency: Duration::from_millis(self.sandbox_latency_ms),
         };
-        Ok(WorkerConfig { queue, shutdown_grace, payments })
+        let mail = MailConfig {
+            smtp_url: self.smtp_url.clone().filter(|url| !url.trim().is_empty()),
+            from: self.mail_from.parse().map_err(|e| ConfigError::Mail(format!("--mail-from/KASSA_MAIL_FROM: {e}")))?,
+            public_url: self.public_url.clone(),
+            outbox_dir: self.mail_outbox_dir.clone().unwrap_or_else(|| PathBuf::from("data/outbox")),
+            smtp_timeout: seconds("--smtp-timeout-secs", self.smtp_timeout_secs)?,
+        };
+        let mailer = Mailer::new(&mail).map_err(ConfigError::Mail)?;
+        Ok(WorkerConfig { queue, shutdown_grace, payments, mailer })
     }
 
     fn retry_overrides(&self) -> Result<RetryOverrides, ConfigError> {

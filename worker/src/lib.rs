@@ -7,12 +7,14 @@
 //! - [`config`]: flags and `KASSA_*` variables, checked into a [`WorkerConfig`].
 //! - [`registry`]: the [`Job`] trait, job types → handlers, the apalis service.
 //! - [`jobs`]: one job type per file.
+//! - [`mail`]: e-mail over SMTP or to the outbox, and its templates.
 //! - [`runtime`]: [`run`], the worker until shutdown.
-//! - [`services`]: the payment gateway jobs call.
+//! - [`services`]: the payment gateway and mailer jobs call.
 //! - [`telemetry`]: logs and the Prometheus endpoint of the binary.
 
 pub mod config;
 pub mod jobs;
+pub mod mail;
 pub mod registry;
 pub mod runtime;
 pub mod services;

@@ -43,8 +43,11 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let registry = registry_with_all_jobs();
-    let config =
-        args.worker.into_config(&registry).map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+    let config = args
+        .worker
+        .with_data_dir(&args.db.data_dir)
+        .into_config(&registry)
+        .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
     let metrics = telemetry::install_metrics()?;
     if let Some(bind) = args.metrics_bind {
         telemetry::serve_metrics(bind, metrics).await?;

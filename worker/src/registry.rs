@@ -253,7 +253,12 @@ mod tests {
         let mut registry = crate::registry_with_all_jobs();
         registry.register::<Panicky>();
         let pool = SqlitePool::connect_lazy("sqlite::memory:").expect("pool");
-        let services = Services::new(&pool, &Default::default());
+        let outbox = tempfile::tempdir().expect("outbox");
+        let config = crate::WorkerOptions::defaults()
+            .with_data_dir(outbox.path())
+            .into_config(&crate::registry_with_all_jobs())
+            .expect("config");
+        let services = Services::new(&pool, &config);
         let mut dispatcher =
             Dispatcher::new(Arc::new(registry), pool, "test".into(), services, RetryPolicies::default());
 

@@ -43,9 +43,12 @@ where
         "worker {worker_id} starting"
     );
     queue::metrics::register_zeroes(&config.queue.job_types);
+    let sampler = config.queue.stats_every.map(|every| {
+        tokio::spawn(crate::telemetry::sample_database(pool.clone(), config.queue.job_types.clone(), every))
+    });
     let store = SqliteJobStore::new(pool.clone());
     let (backend, runtime) = queue::start(store, config.queue.clone());
-    let services = Services::new(&pool, &config.payments);
+    let services = Services::new(&pool, &config);
     let dispatcher = Dispatcher::new(Arc::new(registry), pool, worker_id.clone(), services, config.queue.retry.clone());
     // Panics are caught by the dispatcher, not by apalis' `catch_panic()`:
     // that layer's `fn(&Box<dyn Any + Send>)` type defeats rustc's `Send`
@@ -73,6 +76,9 @@ where
     // Whatever happened, give back what we hold so other workers need not
     // wait for our leases to expire.
     runtime.shutdown().await;
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     tracing::info!(worker_id = %worker_id, "worker {worker_id} stopped");
     result
 }
@@ -89,20 +95,16 @@ mod tests {
     use crate::jobs::Probe;
 
     fn options() -> WorkerOptions {
+        let outbox = std::env::temp_dir().join("kassa-worker-runtime-test-outbox");
         WorkerOptions {
             concurrency: 4,
-            job_types: Vec::new(),
             lease_secs: 30.0,
             claim_batch: 16,
             shutdown_grace_secs: 5.0,
             job_retention_hours: 1.0,
-            job_max_attempts: None,
-            job_max_attempts_by_type: Vec::new(),
-            retry_base_ms: None,
-            retry_max_ms: None,
             worker_id: Some("in-process".into()),
-            sandbox_failure_rate: 0.0,
-            sandbox_latency_ms: 0,
+            mail_outbox_dir: Some(outbox),
+            ..WorkerOptions::defaults()
         }
     }
 

@@ -86,6 +86,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hashing_waits_for_a_free_slot() {
+        let passwords = Passwords::new(1).expect("hasher");
+        let held = passwords.permits.clone().acquire_owned().await.expect("permit");
+        let blocked = tokio::time::timeout(Duration::from_millis(300), passwords.hash("correct horse".into())).await;
+        assert!(blocked.is_err(), "a hash ran while every slot was taken");
+        drop(held);
+        passwords.hash("correct horse".into()).await.expect("hash once a slot is free");
+    }
+
+    #[tokio::test]
     async fn an_unknown_user_never_verifies() {
         let passwords = Passwords::new(1).expect("hasher");
         assert!(!passwords.verify("anything".into(), None).await.expect("verify"));

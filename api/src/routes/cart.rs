@@ -2,9 +2,8 @@
 //! token; a `user_id` in the path is checked against it, never trusted
 //! (another customer's cart is 403; admins may act on any cart).
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use kassa_common::db::begin_write;
 use kassa_common::domain::order::{MAX_QUANTITY, parse_payment_method, parse_quantity};
@@ -18,7 +17,7 @@ use utoipa_axum::routes;
 use super::orders::{OrderSource, place_order};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, OptionalJson, Path};
 use crate::idempotency::{IdempotencyKey, fingerprint};
 use crate::state::AppState;
 
@@ -205,22 +204,10 @@ async fn checkout(
     user: AuthUser,
     Path(user_id): Path<i64>,
     key: IdempotencyKey,
-    headers: HeaderMap,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     check_owner(&user, user_id)?;
-    let raw: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::json!({})
-    } else {
-        let is_json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType("expected a body with `Content-Type: application/json`".into()));
-        }
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?
-    };
+    let raw = body.unwrap_or_else(|| serde_json::json!({}));
     let options: CheckoutBody =
         serde_json::from_value(raw.clone()).map_err(|e| ApiError::invalid("body", &e.to_string()))?;
     let payment_method =

@@ -71,6 +71,51 @@ impl Modify for SecurityAddon {
     }
 }
 
+/// Documents the problem answers any operation can give, so the document
+/// lists every status a client can see: 400 (malformed request), 401 (with
+/// security), 404 (with path parameters), 413/415/422 (with a body), 429
+/// (rate-limited routes).
+struct StandardProblems;
+
+impl Modify for StandardProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let rate_limited = path.starts_with("/auth/") || path == "/orders/" || path.ends_with("/checkout");
+            for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                add("400", "Malformed request");
+                if operation.security.is_some() {
+                    add("401", "Missing or invalid bearer token");
+                }
+                if path.contains('{') {
+                    add("404", "No such resource");
+                }
+                if operation.request_body.is_some() {
+                    add("413", "Request body too large");
+                    add("415", "Body is not JSON");
+                    add("422", "Invalid fields");
+                }
+                if rate_limited {
+                    add("429", "Rate limited; see Retry-After");
+                }
+            }
+        }
+    }
+}
+
 /// The API's routes and the OpenAPI document describing exactly them.
 pub fn api_routes(config: &ServeArgs) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let period = Duration::from_millis((60_000 / u64::from(config.auth_rate_per_min)).max(1));
@@ -88,14 +133,17 @@ pub fn api_routes(config: &ServeArgs) -> (Router<AppState>, utoipa::openapi::Ope
         metrics::counter!("kassa_rate_limited_requests_total", "scope" => "auth").increment(1);
         ApiError::TooManyRequests { retry_after_secs }.into_response()
     });
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router().layer(auth_limit))
         .merge(products::router())
         .merge(cart::router())
         .merge(orders::router())
         .merge(ops::router())
-        .merge(admin::router())
-        .split_for_parts()
+        .merge(admin::router());
+    let (router, mut openapi) = router.split_for_parts();
+    // After the merge: the routes' operations only exist from here on.
+    StandardProblems.modify(&mut openapi);
+    (router, openapi)
 }
 
 /// The complete application: API routes, documentation, and the layers

@@ -65,6 +65,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
             return Err(ApiError::Unauthorized("GET /metrics needs the metrics bearer token"));
         }
     }
+    crate::telemetry::sample_business_gauges(&state.pool).await;
     let body = state.metrics.render();
     let mut response = body.into_response();
     response

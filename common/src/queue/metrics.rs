@@ -25,7 +25,7 @@ pub const LEASES_LOST: &str = "kassa_leases_lost_total";
 pub const SQLITE_BUSY_RETRIES: &str = "kassa_sqlite_busy_retries_total";
 /// Jobs by `job_type` and `state` (pending, running, dead), sampled from the database.
 pub const QUEUE_DEPTH: &str = "kassa_queue_depth";
-/// Age of the oldest due pending job, sampled from the database.
+/// Age of the oldest due pending job, by `job_type`, sampled from the database.
 pub const OLDEST_PENDING_AGE: &str = "kassa_queue_oldest_pending_age_seconds";
 /// Finished jobs deleted by retention.
 pub const JOBS_PRUNED: &str = "kassa_jobs_pruned_total";
@@ -55,7 +55,11 @@ pub fn describe() {
     describe_counter!(LEASES_LOST, "Job results or heartbeats refused because another worker holds the lease now.");
     describe_counter!(SQLITE_BUSY_RETRIES, "Operations retried because SQLite reported the database busy or locked.");
     describe_gauge!(QUEUE_DEPTH, "Jobs by type and state (pending, running, dead), sampled from the database.");
-    describe_gauge!(OLDEST_PENDING_AGE, Unit::Seconds, "Age of the oldest due pending job, sampled from the database.");
+    describe_gauge!(
+        OLDEST_PENDING_AGE,
+        Unit::Seconds,
+        "Age of the oldest due pending job (0 when none waits), by job type, sampled from the database."
+    );
     describe_counter!(JOBS_PRUNED, "Finished jobs deleted after the retention period.");
 }
 

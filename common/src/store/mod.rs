@@ -8,15 +8,19 @@
 //! - [`carts`]: shopping carts.
 //! - [`orders`]: orders, reservations and status moves.
 //! - [`payments`]: payment records.
+//! - [`notifications`]: e-mails sent per (order, event).
+//! - [`timeline`]: everything that happened to an order, in time order.
 //! - [`idempotency`]: stored first responses for `Idempotency-Key`.
 //! - [`admin`]: dashboard figures, reports and the stock audit.
 
 pub mod admin;
 pub mod carts;
 pub mod idempotency;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod timeline;
 pub mod users;
 
 /// Why a store function could not do what was asked.

@@ -8,7 +8,7 @@ use sqlx::SqliteConnection;
 use super::StoreError;
 use crate::db::now_ms;
 use crate::domain::order::{CancelReason, OrderStatus};
-use crate::jobs::{Charge, OrderJob, ReserveStock};
+use crate::jobs::{Charge, Notify, NotifyEvent, OrderJob, ReserveStock};
 use crate::queue::{self, Enqueued, QueueError};
 
 /// One requested line of a new order.
@@ -137,6 +137,7 @@ pub async fn create_order(
     }
     insert_history(conn, order_id, None, OrderStatus::Pending, actor, None).await?;
     push_order_job(conn, &ReserveStock { order_id }).await?;
+    push_order_job(conn, &Notify { order_id, event: NotifyEvent::Received }).await?;
     Ok(order_id)
 }
 
@@ -432,8 +433,9 @@ pub enum TransitionOutcome {
 }
 
 /// Moves an order `from → to` if it is still in `from` (compare-and-set),
-/// writing the history row; a cancellation also records the reason and
-/// releases reserved stock — all in the caller's transaction.
+/// writing the history row and pushing the customer's notification; a
+/// cancellation also records the reason and releases reserved stock — all in
+/// the caller's transaction.
 pub async fn apply_transition(
     conn: &mut SqliteConnection,
     order_id: i64,
@@ -441,7 +443,7 @@ pub async fn apply_transition(
     to: OrderStatus,
     actor: &str,
     reason: Option<&str>,
-) -> Result<TransitionOutcome, sqlx::Error> {
+) -> Result<TransitionOutcome, StoreError> {
     if !from.can_move_to(to) {
         return Ok(TransitionOutcome::NotAllowed);
     }
@@ -470,7 +472,8 @@ pub async fn apply_transition(
     }
     insert_history(conn, order_id, Some(from), to, actor, reason).await?;
     if to == OrderStatus::Cancelled {
-        release_reservation(conn, order_id).await?;
+        release_reservation(&mut *conn, order_id).await?;
     }
+    push_order_job(conn, &Notify { order_id, event: NotifyEvent::for_status(to) }).await?;
     Ok(TransitionOutcome::Applied)
 }

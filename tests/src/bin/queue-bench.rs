@@ -249,19 +249,12 @@ async fn latency_in_process(durability: Durability, jobs: i64) -> anyhow::Result
     let registry = kassa_worker::registry_with_all_jobs();
     let options = WorkerOptions {
         concurrency: 8,
-        job_types: Vec::new(),
-        lease_secs: 30.0,
         claim_batch: 128,
         shutdown_grace_secs: 5.0,
-        job_retention_hours: 168.0,
-        job_max_attempts: None,
-        job_max_attempts_by_type: Vec::new(),
-        retry_base_ms: None,
-        retry_max_ms: None,
         worker_id: Some("bench-in-process".into()),
-        sandbox_failure_rate: 0.0,
-        sandbox_latency_ms: 0,
-    };
+        ..WorkerOptions::defaults()
+    }
+    .with_data_dir(&db.data_dir());
     let config = options.into_config(&registry)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(kassa_worker::run_with_registry(config, db.pool.clone(), registry, async {

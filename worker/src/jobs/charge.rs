@@ -131,7 +131,8 @@ async fn fail(
         "system",
         Some(reason.as_str()),
     )
-    .await?;
+    .await
+    .map_err(store_error)?;
     tx.commit().await?;
     let outcome = if matches!(settlement, Settlement::Declined { .. }) { "declined" } else { "failed" };
     metrics::counter!("kassa_payments_total", "outcome" => outcome).increment(1);

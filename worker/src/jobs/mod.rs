@@ -7,15 +7,17 @@
 //! - [`probe`]: a diagnostic job that records each execution, and can sleep,
 //!   hang or fail on demand; for the queue's tests.
 //! - [`reserve_stock`], [`charge`], [`status_transition`]: the order pipeline.
+//! - [`notify`]: e-mails to customers.
 
 pub mod charge;
 pub mod noop;
+pub mod notify;
 pub mod probe;
 pub mod reserve_stock;
 pub mod status_transition;
 
 use kassa_common::db::begin_write;
-use kassa_common::jobs::{Charge, ReserveStock, StatusTransition};
+use kassa_common::jobs::{Charge, Notify, ReserveStock, StatusTransition};
 use kassa_common::payments::{GatewayError, RefundRequest, refund_key};
 use kassa_common::queue::JobError;
 use kassa_common::store::{StoreError, orders, payments};
@@ -32,7 +34,8 @@ pub fn register_all(registry: &mut Registry) {
         .register::<Probe>()
         .register::<ReserveStock>()
         .register::<Charge>()
-        .register::<StatusTransition>();
+        .register::<StatusTransition>()
+        .register::<Notify>();
 }
 
 /// Store failures: the database (busy, unavailable) is worth a retry; a

@@ -1,8 +1,10 @@
 //! `status_transition(order_id, from, to, actor, reason)`: a compare-and-set
-//! on the order's status with its history row in the same transaction. A
-//! repeated or stale move changes nothing. Moving to `cancelled` releases the
-//! reserved stock once (same transaction) and refunds a captured payment
-//! through the gateway with the order's refund key; a rerun after a crash
+//! on the order's status with its history row and the customer's
+//! notification in the same transaction. A repeated or stale move changes
+//! nothing. A cancellation wins over a move that happened since it was asked
+//! (pending → confirmed) as long as cancelling is still allowed; it releases
+//! the reserved stock once (same transaction) and refunds a captured payment
+//! through the gateway with the order's refund key. A rerun after a crash
 //! finds the order already cancelled and only finishes the refund.
 
 use kassa_common::db::begin_write;
@@ -11,15 +13,27 @@ use kassa_common::jobs::StatusTransition;
 use kassa_common::queue::{JobError, Outcome};
 use kassa_common::store::orders::{self, TransitionOutcome};
 
-use super::refund_if_captured;
+use super::{refund_if_captured, store_error};
 use crate::registry::{Job, JobContext};
 
 /// Runs the move.
 #[tracing::instrument(skip_all, fields(order_id = job.order_id, job_id = %ctx.job_id, from = %job.from, to = %job.to))]
 pub async fn run(job: &StatusTransition, ctx: &JobContext) -> Result<Outcome, JobError> {
     let mut tx = begin_write(&ctx.pool).await?;
-    let moved =
-        orders::apply_transition(&mut tx, job.order_id, job.from, job.to, &job.actor, job.reason.as_deref()).await?;
+    let reason = job.reason.as_deref();
+    let mut moved = orders::apply_transition(&mut tx, job.order_id, job.from, job.to, &job.actor, reason)
+        .await
+        .map_err(store_error)?;
+    if let TransitionOutcome::Stale(current) = moved
+        && job.to == OrderStatus::Cancelled
+        && current.can_move_to(OrderStatus::Cancelled)
+    {
+        // The order moved on (e.g. got confirmed) after the cancel was asked:
+        // cancelling is still allowed, so the cancel wins.
+        moved = orders::apply_transition(&mut tx, job.order_id, current, job.to, &job.actor, reason)
+            .await
+            .map_err(store_error)?;
+    }
     tx.commit().await?;
     let outcome = match moved {
         TransitionOutcome::Applied => {

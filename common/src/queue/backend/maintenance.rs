@@ -112,7 +112,8 @@ async fn sample_stats<S: JobStore>(shared: &Shared<S>) {
                 ::metrics::gauge!(metrics::QUEUE_DEPTH, "job_type" => depth.job_type, "state" => depth.state.as_str())
                     .set(depth.count as f64);
             }
-            ::metrics::gauge!(metrics::OLDEST_PENDING_AGE).set(stats.oldest_pending_age_ms as f64 / 1000.0);
+            // The oldest pending age is sampled per job type by the worker's
+            // database sampler (`kassa_worker::telemetry::sample_database`).
         }
         Err(error) => tracing::warn!(error = %error_chain(&error), "failed to sample queue depth"),
     }

@@ -1,0 +1,78 @@
+//! `notify(order_id, event)`: e-mails the customer about an event of their
+//! order. A notification row per (order, event) records the e-mail as sent,
+//! so a rerun after it is recorded sends nothing. The `Message-ID` is stable
+//! per (order, event): if a worker dies after the server accepted the
+//! message but before the row is written, the resend carries the same id and
+//! is recognisable as a duplicate — the honest limit of SMTP.
+//!
+//! A dead or slow mail server only delays e-mails: this job retries with
+//! backoff (from 1 s, capped at 5 min, for more than a day) and never holds
+//! up an order. A permanent refusal (5xx) makes the job dead; the order is
+//! unaffected.
+
+use std::time::Duration;
+
+use kassa_common::db::begin_write;
+use kassa_common::jobs::Notify;
+use kassa_common::queue::{JobError, Outcome, RetryPolicy};
+use kassa_common::store::notifications::{self, SentNotification};
+use kassa_common::store::{orders, users};
+use lettre::message::Mailbox;
+
+use crate::mail::{Email, SendError};
+use crate::registry::{Job, JobContext};
+
+/// Sends the e-mail unless it was sent already.
+#[tracing::instrument(skip_all, fields(order_id = job.order_id, event = job.event.as_str(), job_id = %ctx.job_id))]
+pub async fn run(job: &Notify, ctx: &JobContext) -> Result<Outcome, JobError> {
+    let event = job.event.as_str();
+    let mut conn = ctx.pool.acquire().await?;
+    if notifications::was_sent(&mut conn, job.order_id, event).await? {
+        return Ok(Outcome::AlreadyDone);
+    }
+    let Some(order) = orders::get_order_view(&mut conn, job.order_id).await? else {
+        return Ok(Outcome::Skipped("order not found".into()));
+    };
+    let Some(user) = users::get_user(&mut conn, order.order.user_id).await? else {
+        return Ok(Outcome::Skipped("customer not found".into()));
+    };
+    drop(conn);
+    let mailer = &ctx.services.mailer;
+    let to: Mailbox = user
+        .email
+        .parse()
+        .map_err(|e| JobError::permanent(format!("the customer's address {:?} is unusable: {e}", user.email)))?;
+    let content = mailer
+        .templates
+        .render(&order, &user.username, job.event)
+        .map_err(|e| JobError::permanent(format!("rendering the {event} e-mail failed: {e}")))?;
+    let message_id = mailer.message_id(job.order_id, event);
+    let record = SentNotification {
+        event: event.to_owned(),
+        recipient: user.email.clone(),
+        message_id: message_id.clone(),
+        subject: content.subject.clone(),
+        transport: mailer.transport_name().to_owned(),
+        sent_at: 0,
+    };
+    mailer.send(Email { to, content, message_id }).await.map_err(|e| match e {
+        SendError::Transient(reason) => JobError::transient(reason),
+        SendError::Permanent(reason) => JobError::permanent(reason),
+    })?;
+    let mut tx = begin_write(&ctx.pool).await?;
+    notifications::record_sent(&mut tx, job.order_id, &record).await?;
+    tx.commit().await?;
+    metrics::counter!("kassa_notifications_sent_total", "event" => event).increment(1);
+    Ok(Outcome::Done)
+}
+
+impl Job for Notify {
+    /// From about 1 s, doubling to a 5 min cap: 300 attempts span more than a day.
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy { max_attempts: 300, base_delay: Duration::from_secs(1), max_delay: Duration::from_secs(300) }
+    }
+
+    async fn perform(self, ctx: JobContext) -> Result<Outcome, JobError> {
+        run(&self, &ctx).await
+    }
+}
