@@ -61,6 +61,18 @@ impl ApiError {
         ApiError::Conflict { detail: detail.into(), extra: serde_json::Map::new() }
     }
 
+    /// A 409 saying how many units of a product are left.
+    pub fn not_enough_stock(product_id: i64, available: i64, requested: i64) -> Self {
+        let mut extra = serde_json::Map::new();
+        extra.insert("product_id".into(), product_id.into());
+        extra.insert("available".into(), available.into());
+        extra.insert("requested".into(), requested.into());
+        ApiError::Conflict {
+            detail: format!("only {available} of product {product_id} in stock, {requested} requested"),
+            extra,
+        }
+    }
+
     /// A 422 for one field.
     pub fn invalid(field: &str, message: &str) -> Self {
         ApiError::Validation(ValidationErrors::single(field, message))

@@ -69,7 +69,7 @@ pub async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     let app = routes::app(state, &config);
     let listener = TcpListener::bind(config.bind).await.with_context(|| format!("Failed to bind {}", config.bind))?;
     let addr = listener.local_addr().context("Failed to read the bound address")?;
-    let shutdown = futures::FutureExt::shared(shutdown_signal());
+    let shutdown = futures::FutureExt::shared(kassa_common::shutdown::signal());
     let worker = worker_config
         .map(|worker_config| tokio::spawn(kassa_worker::run(worker_config, pool.clone(), shutdown.clone())));
     tracing::info!("listening on {addr}");
@@ -84,31 +84,6 @@ pub async fn serve(config: ServeArgs) -> anyhow::Result<()> {
     pool.close().await;
     tracing::info!("shut down cleanly");
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
-    }
 }
 
 /// `kassa-api migrate`: applies migrations and exits.

@@ -77,6 +77,18 @@ pub enum DbError {
 }
 
 impl DbArgs {
+    /// The default settings for a database file `kassa.db` in `data_dir`,
+    /// for tools and tests that make their own databases.
+    pub fn in_dir(data_dir: &Path, sqlite_synchronous: Durability) -> DbArgs {
+        DbArgs {
+            data_dir: data_dir.to_path_buf(),
+            database_url: None,
+            sqlite_synchronous,
+            db_max_connections: 4,
+            db_busy_timeout_ms: 5_000,
+        }
+    }
+
     /// The connect options these arguments describe, creating the data
     /// directory and the database file's parent directory when missing.
     pub fn connect_options(&self) -> Result<SqliteConnectOptions, DbError> {

@@ -9,11 +9,13 @@
 //! - [`jobs`]: payloads of the order pipeline's jobs.
 //! - [`payments`]: the payment gateway trait and the sandbox provider.
 //! - [`time`]: timestamps as stored and as shown.
+//! - [`shutdown`]: the signal both binaries stop on.
 
 pub mod db;
 pub mod domain;
 pub mod jobs;
 pub mod payments;
 pub mod queue;
+pub mod shutdown;
 pub mod store;
 pub mod time;

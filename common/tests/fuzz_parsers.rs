@@ -72,13 +72,7 @@ fn no_search_text_makes_the_fts5_query_fail() {
     // Connections go back to the pool on drop, which needs the runtime.
     let _context = runtime.enter();
     let dir = tempfile::tempdir().expect("tempdir");
-    let args = DbArgs {
-        data_dir: dir.path().to_path_buf(),
-        database_url: None,
-        sqlite_synchronous: Durability::Normal,
-        db_max_connections: 1,
-        db_busy_timeout_ms: 1000,
-    };
+    let args = DbArgs::in_dir(dir.path(), Durability::Normal);
     let pool = runtime.block_on(args.connect_and_migrate()).expect("database");
     runtime
         .block_on(

@@ -51,6 +51,12 @@ impl Reply {
     }
 }
 
+/// The `id` member of a JSON object (a product, an order, a user).
+#[track_caller]
+pub fn id(value: &Value) -> i64 {
+    value["id"].as_i64().expect("the value has a numeric id")
+}
+
 /// Settings for starting an app.
 #[derive(Clone, Debug, Default)]
 pub struct AppOptions {
@@ -241,6 +247,19 @@ impl TestApp {
             assert!(std::time::Instant::now() < deadline, "order {order_id} never reached {status}: {order}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Runs a `select count(*)`-style query on the app's database.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        let pool = self.db().await;
+        let value = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count query");
+        pool.close().await;
+        value
+    }
+
+    /// A product's stock as the catalogue shows it.
+    pub async fn stock(&self, product_id: i64) -> i64 {
+        self.get(&format!("/products/{product_id}"), None).await.expect(200)["stock"].as_i64().expect("stock")
     }
 
     /// Opens the app's database directly, for invariant checks.

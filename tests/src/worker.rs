@@ -65,16 +65,10 @@ impl QueueDb {
     /// connections (workers get theirs from `KASSA_SQLITE_SYNCHRONOUS`).
     pub async fn with_durability(durability: Durability) -> anyhow::Result<QueueDb> {
         let dir = tempfile::tempdir().context("Failed to create a temp dir")?;
-        let pool = DbArgs {
-            data_dir: dir.path().to_path_buf(),
-            database_url: None,
-            sqlite_synchronous: durability,
-            db_max_connections: 4,
-            db_busy_timeout_ms: 5_000,
-        }
-        .connect_and_migrate()
-        .await
-        .context("Failed to create the test database")?;
+        let pool = DbArgs::in_dir(dir.path(), durability)
+            .connect_and_migrate()
+            .await
+            .context("Failed to create the test database")?;
         let store = SqliteJobStore::new(pool.clone());
         Ok(QueueDb { dir, pool, store })
     }

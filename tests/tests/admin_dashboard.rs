@@ -2,14 +2,10 @@
 
 use std::time::Duration;
 
-use kassa_tests::app::{AppOptions, TestApp};
-use serde_json::{Value, json};
+use kassa_tests::app::{AppOptions, TestApp, id};
+use serde_json::json;
 
 const SETTLE: Duration = Duration::from_secs(30);
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().expect("id")
-}
 
 #[tokio::test]
 async fn operator_routes_refuse_customers_with_403_and_anonymous_callers_with_401() {

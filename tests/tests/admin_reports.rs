@@ -3,14 +3,10 @@
 
 use std::time::Duration;
 
-use kassa_tests::app::TestApp;
+use kassa_tests::app::{TestApp, id};
 use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(30);
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().expect("id")
-}
 
 /// Today's UTC date, as the API sees it (the last period of the default report).
 async fn today(app: &TestApp, admin: &str) -> String {

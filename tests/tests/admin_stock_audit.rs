@@ -5,15 +5,11 @@
 use std::time::Duration;
 
 use kassa_tests::admin::{assert_stock_audit_clean, scrape_api, scrape_worker, worker_metrics_url};
-use kassa_tests::app::TestApp;
+use kassa_tests::app::{TestApp, id};
 use kassa_tests::prometheus;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SETTLE: Duration = Duration::from_secs(30);
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().expect("id")
-}
 
 #[tokio::test]
 async fn orders_cancellations_and_admin_restocks_keep_the_audit_clean() {

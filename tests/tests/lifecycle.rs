@@ -4,25 +4,10 @@
 
 use std::time::Duration;
 
-use kassa_tests::app::TestApp;
+use kassa_tests::app::{TestApp, id};
 use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(30);
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().expect("id")
-}
-
-async fn stock(app: &TestApp, product_id: i64) -> i64 {
-    app.get(&format!("/products/{product_id}"), None).await.expect(200)["stock"].as_i64().expect("stock")
-}
-
-async fn count(app: &TestApp, sql: &'static str) -> i64 {
-    let pool = app.db().await;
-    let value = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count");
-    pool.close().await;
-    value
-}
 
 #[tokio::test]
 async fn admins_ship_and_deliver_and_every_move_is_in_the_history() {
@@ -63,7 +48,7 @@ async fn admins_ship_and_deliver_and_every_move_is_in_the_history() {
     assert!(moves[2].2.as_str().expect("actor").starts_with("admin:"));
     assert_eq!(delivered["history"][2]["reason"], "DHL 123");
     assert_eq!(moves.last().map(|m| m.1.clone()), Some(json!("delivered")));
-    assert_eq!(stock(&app, id(&lamp)).await, 4, "delivered orders keep their units");
+    assert_eq!(app.stock(id(&lamp)).await, 4, "delivered orders keep their units");
     app.assert_settled(SETTLE).await;
 }
 
@@ -80,7 +65,7 @@ async fn cancelling_a_confirmed_order_restores_stock_and_refunds_once() {
         .await
         .expect(202);
     app.wait_for_status(id(&order), "confirmed", &ana, SETTLE).await;
-    assert_eq!(stock(&app, id(&lamp)).await, 3);
+    assert_eq!(app.stock(id(&lamp)).await, 3);
     let cancel = format!("/orders/{}/cancel", id(&order));
     app.post(&cancel, Some(&bob), &json!({})).await.expect_problem(404);
     let accepted = app.client.post(format!("{}{cancel}", app.base_url)).bearer_auth(&ana).send().await.expect("sent");
@@ -96,8 +81,8 @@ async fn cancelling_a_confirmed_order_restores_stock_and_refunds_once() {
     app.put(&format!("/orders/{}/status", id(&order)), Some(&admin), &json!({"status": "cancelled"}))
         .await
         .expect_problem(409);
-    assert_eq!(stock(&app, id(&lamp)).await, 5);
-    assert_eq!(count(&app, "select count(*) from sandbox_ledger where kind = 'refund'").await, 1);
+    assert_eq!(app.stock(id(&lamp)).await, 5);
+    assert_eq!(app.count("select count(*) from sandbox_ledger where kind = 'refund'").await, 1);
     let kinds: Vec<&str> =
         refunded["timeline"].as_array().expect("timeline").iter().filter_map(|e| e["kind"].as_str()).collect();
     for kind in ["status", "job_attempt", "payment", "refund"] {
@@ -137,5 +122,5 @@ async fn a_cancel_racing_the_pipeline_ends_cancelled_with_stock_restored_and_mon
             "never charged or refunded: {payment}"
         );
     }
-    assert_eq!(stock(&app, id(&lamp)).await, 100);
+    assert_eq!(app.stock(id(&lamp)).await, 100);
 }

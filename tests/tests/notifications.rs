@@ -5,15 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kassa_tests::app::{PASSWORD, TestApp};
+use kassa_tests::app::{PASSWORD, TestApp, id};
 use kassa_tests::smtp::{SmtpSink, free_port};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SETTLE: Duration = Duration::from_secs(60);
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().expect("id")
-}
 
 #[tokio::test]
 async fn the_full_lifecycle_sends_each_email_once_in_order_with_both_parts() {

@@ -4,15 +4,11 @@
 use std::collections::BTreeSet;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
-use kassa_tests::app::{AppOptions, PASSWORD, TestApp};
+use kassa_tests::app::{AppOptions, PASSWORD, TestApp, id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const JWT_SECRET: &str = "owasp-test-signing-key-0123456789abcdef";
-
-fn id(value: &Value) -> i64 {
-    value["id"].as_i64().expect("id")
-}
 
 async fn app_with_known_key() -> TestApp {
     TestApp::spawn_with(AppOptions::default().env("KASSA_JWT_SECRET", JWT_SECRET)).await

@@ -17,13 +17,6 @@ async fn customers(app: &TestApp, count: usize) -> Vec<String> {
     tokens
 }
 
-async fn count(app: &TestApp, sql: &'static str) -> i64 {
-    let pool = app.db().await;
-    let value = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count");
-    pool.close().await;
-    value
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_checkouts_never_oversell_the_last_units() {
     let app = Arc::new(TestApp::spawn().await);
@@ -50,13 +43,13 @@ async fn concurrent_checkouts_never_oversell_the_last_units() {
     }
     assert_eq!(accepted.len() + refused, 1000);
     app.assert_settled(SETTLE).await;
-    assert_eq!(count(&app, "select count(*) from orders where status = 'confirmed'").await, 100);
+    assert_eq!(app.count("select count(*) from orders where status = 'confirmed'").await, 100);
     let out_of_stock =
-        count(&app, "select count(*) from orders where status = 'cancelled' and cancel_reason = 'out_of_stock'").await;
+        app.count("select count(*) from orders where status = 'cancelled' and cancel_reason = 'out_of_stock'").await;
     assert_eq!(out_of_stock, i64::try_from(accepted.len()).expect("fits") - 100);
     assert_eq!(app.get(&format!("/products/{product_id}"), None).await.expect(200)["stock"], 0);
     let charges =
-        count(&app, "select count(*) from sandbox_ledger where kind = 'charge' and outcome = 'succeeded'").await;
+        app.count("select count(*) from sandbox_ledger where kind = 'charge' and outcome = 'succeeded'").await;
     assert_eq!(charges, 100);
     drop(workers);
 }

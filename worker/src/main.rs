@@ -57,33 +57,5 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .connect_and_migrate()
         .await
         .map_err(|error| anyhow::anyhow!("{}", kassa_common::queue::outcome::error_chain(&error)))?;
-    kassa_worker::run_with_registry(config, pool, registry, shutdown_signal()).await
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "failed to listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "failed to listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
-    }
+    kassa_worker::run_with_registry(config, pool, registry, kassa_common::shutdown::signal()).await
 }

@@ -121,14 +121,7 @@ async fn add_to_cart(
         |e| match e {
             AddLineError::UnknownProduct => ApiError::NotFound("product not found".into()),
             AddLineError::NotEnoughStock { available, requested } => {
-                let mut extra = serde_json::Map::new();
-                extra.insert("product_id".into(), body.product_id.into());
-                extra.insert("available".into(), available.into());
-                extra.insert("requested".into(), requested.into());
-                ApiError::Conflict {
-                    detail: format!("only {available} in stock, the line would hold {requested}"),
-                    extra,
-                }
+                ApiError::not_enough_stock(body.product_id, available, requested)
             }
             AddLineError::TooMany { max } => {
                 ApiError::invalid("quantity", &format!("a cart line holds at most {max} units"))

@@ -122,14 +122,7 @@ fn create_order_error(error: CreateOrderError) -> ApiError {
     match error {
         CreateOrderError::UnknownProduct(id) => ApiError::NotFound(format!("product {id} not found")),
         CreateOrderError::NotEnoughStock { product_id, available, requested } => {
-            let mut extra = serde_json::Map::new();
-            extra.insert("product_id".into(), product_id.into());
-            extra.insert("available".into(), available.into());
-            extra.insert("requested".into(), requested.into());
-            ApiError::Conflict {
-                detail: format!("only {available} of product {product_id} in stock, {requested} requested"),
-                extra,
-            }
+            ApiError::not_enough_stock(product_id, available, requested)
         }
         CreateOrderError::MixedCurrencies => ApiError::invalid("items", "all products must share one currency"),
         CreateOrderError::Queue(e) => StoreError::from(e).into(),

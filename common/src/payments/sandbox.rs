@@ -166,13 +166,7 @@ mod tests {
 
     async fn gateway(config: SandboxConfig) -> (tempfile::TempDir, SandboxGateway) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let args = DbArgs {
-            data_dir: dir.path().to_path_buf(),
-            database_url: None,
-            sqlite_synchronous: Durability::Normal,
-            db_max_connections: 2,
-            db_busy_timeout_ms: 1000,
-        };
+        let args = DbArgs::in_dir(dir.path(), Durability::Normal);
         let pool = args.connect_and_migrate().await.expect("db");
         (dir, SandboxGateway::new(pool, config))
     }

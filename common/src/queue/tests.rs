@@ -8,16 +8,10 @@ use crate::db::{DbArgs, Durability, begin_write, now_ms};
 
 async fn store_with_busy_timeout(busy_timeout_ms: u64) -> (tempfile::TempDir, SqliteJobStore) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pool = DbArgs {
-        data_dir: dir.path().to_path_buf(),
-        database_url: None,
-        sqlite_synchronous: Durability::Normal,
-        db_max_connections: 4,
-        db_busy_timeout_ms: busy_timeout_ms,
-    }
-    .connect_and_migrate()
-    .await
-    .expect("database");
+    let pool = DbArgs { db_busy_timeout_ms: busy_timeout_ms, ..DbArgs::in_dir(dir.path(), Durability::Normal) }
+        .connect_and_migrate()
+        .await
+        .expect("database");
     (dir, SqliteJobStore::new(pool))
 }
 
