@@ -11,10 +11,12 @@
 //! - [`invariants`]: stock conservation, one charge per order, quiescence.
 //! - [`worker`]: starting, stopping and killing `kassa-worker` processes.
 //! - [`admin`]: the stock audit every settled test asserts; scraping `/metrics`.
+//! - [`chaos`]: the chaos harness behind the `chaos` binary: workload, kills, invariants.
 
 pub mod admin;
 pub mod app;
 pub mod binaries;
+pub mod chaos;
 pub mod invariants;
 pub mod process;
 pub mod prometheus;

@@ -26,9 +26,11 @@ pub(super) async fn claim(
     request: &ClaimRequest,
     job_types_json: &str,
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
-    let now = now_ms();
     let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX / 2);
     let mut tx = begin_write(pool).await?;
+    // The clock is read once the write lock is held: a claim that waited for
+    // the lock must not hand out a lease already partly (or wholly) expired.
+    let now = now_ms();
     let rows: Vec<ClaimRow> = sqlx::query_as(
         "update jobs
          set status = 'running', lease_owner = ?1, lease_token = lease_token + 1,

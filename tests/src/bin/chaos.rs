@@ -1,0 +1,80 @@
+//! `chaos`: Kassa under fire. Starts the real API and N workers on a temp
+//! database, drives a mixed workload while SIGKILLing workers (and with
+//! `--kill-api` the API), waits for quiescence, checks every invariant and
+//! prints a summary; exits 1 on any violation. See `docs/chaos.md`.
+//!
+//! ```text
+//! cargo run --release -p tests --bin chaos -- --orders 2000 --workers 3 --kill-every 1s
+//! ```
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use kassa_tests::chaos::{self, ChaosConfig, parse_duration};
+
+/// Kassa's chaos harness: a mixed workload under SIGKILL, then every invariant checked.
+#[derive(Debug, Parser)]
+#[command(name = "chaos")]
+struct Args {
+    /// Order attempts (direct orders and cart checkouts).
+    #[arg(long, default_value_t = 2000)]
+    orders: usize,
+    /// Worker processes kept running.
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Customer accounts ordering concurrently.
+    #[arg(long, default_value_t = 50)]
+    users: usize,
+    /// Mean time between SIGKILLs (each wait is uniform in 0.5×–1.5×): 500ms, 1s, 2s.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    kill_every: Duration,
+    /// Also SIGKILL and restart the API (every fifth kill).
+    #[arg(long)]
+    kill_api: bool,
+    /// Keep killing after the workload until this many workers were killed.
+    #[arg(long, default_value_t = 0)]
+    min_kills: u64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Longest the run may take (building the binaries excluded).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Send e-mail to a real SMTP server (tests/support/smtp_sink.py, needs aiosmtpd) instead of the outbox.
+    #[arg(long)]
+    smtp: bool,
+    /// Chance in [0, 1] that a sandbox gateway call fails transiently.
+    #[arg(long, default_value_t = 0.1)]
+    gateway_failure_rate: f64,
+    /// Latency added to every sandbox gateway call.
+    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
+    gateway_latency: Duration,
+    /// Time between progress lines.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    progress_every: Duration,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    let config = ChaosConfig {
+        orders: args.orders,
+        workers: args.workers,
+        users: args.users,
+        kill_every: args.kill_every,
+        kill_api: args.kill_api,
+        min_worker_kills: args.min_kills,
+        seed: args.seed,
+        timeout: args.timeout,
+        smtp: args.smtp,
+        gateway_failure_rate: args.gateway_failure_rate,
+        gateway_latency: args.gateway_latency,
+        progress_every: args.progress_every,
+        keep_failed_data: true,
+    };
+    let report = chaos::run(&config).await.context("The chaos harness could not run")?;
+    println!("{report}");
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

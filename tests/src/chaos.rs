@@ -1,0 +1,366 @@
+//! The chaos harness (issue 7): starts the real `kassa-api` and N
+//! `kassa-worker` processes on a temporary database, drives a mixed
+//! workload against them while SIGKILLing random workers (and, if asked,
+//! the API) and restarting them, waits until the system is quiescent, then
+//! checks every invariant Kassa promises and reports each one.
+//!
+//! `cargo run --release -p tests --bin chaos -- --orders 2000 --workers 3 --kill-every 1s`
+//! runs it from the command line (see `docs/chaos.md`);
+//! `tests/tests/chaos_short.rs` runs a short version as a test.
+//!
+//! # Layout
+//! - [`api`]: an HTTP client that survives API restarts and never panics.
+//! - [`cluster`]: the processes, and the monkey that kills and replaces them.
+//! - [`workload`]: customers, carts, cards, and the admins' follow-ups.
+//! - [`checks`]: the invariants, and the rule for "no job ran twice at once".
+//! - [`report`]: numbers, evidence, and the summary table.
+//! - [`rng`]: a seeded random source.
+
+pub mod api;
+pub mod checks;
+pub mod cluster;
+pub mod report;
+pub mod rng;
+pub mod workload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use sqlx::SqlitePool;
+use tokio::sync::watch;
+
+pub use checks::{Check, Verdict};
+pub use report::ChaosReport;
+
+use api::Api;
+use cluster::{ChaosTally, Cluster, ClusterSpec, MonkeyPlan, run_monkey};
+use report::{Activity, Timings};
+use rng::Rng;
+use workload::Tally;
+
+/// How a chaos run is shaped.
+#[derive(Clone, Debug)]
+pub struct ChaosConfig {
+    /// Order attempts (each a direct order or a cart checkout).
+    pub orders: usize,
+    /// Worker processes kept running.
+    pub workers: usize,
+    /// Customer accounts placing orders concurrently.
+    pub users: usize,
+    /// Mean time between kills.
+    pub kill_every: Duration,
+    /// Also SIGKILL and restart the API (every fifth kill).
+    pub kill_api: bool,
+    /// Keep killing after the workload until at least this many workers
+    /// were killed, so a fast run is still a run under fire.
+    pub min_worker_kills: u64,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Longest the run may take once the binaries are built; past it, the run fails.
+    pub timeout: Duration,
+    /// Send e-mail to a real SMTP server (aiosmtpd) instead of the file outbox.
+    pub smtp: bool,
+    /// Chance that a sandbox gateway call fails transiently.
+    pub gateway_failure_rate: f64,
+    /// Latency added to every gateway call.
+    pub gateway_latency: Duration,
+    /// Time between progress lines.
+    pub progress_every: Duration,
+    /// Keep the data directory when a check fails (its path is printed).
+    pub keep_failed_data: bool,
+}
+
+impl Default for ChaosConfig {
+    fn default() -> ChaosConfig {
+        ChaosConfig {
+            orders: 2000,
+            workers: 3,
+            users: 50,
+            kill_every: Duration::from_secs(1),
+            kill_api: false,
+            min_worker_kills: 0,
+            seed: 42,
+            timeout: Duration::from_secs(600),
+            smtp: false,
+            gateway_failure_rate: 0.1,
+            gateway_latency: Duration::from_millis(5),
+            progress_every: Duration::from_secs(2),
+            keep_failed_data: true,
+        }
+    }
+}
+
+/// Parses a duration written as a number and a unit: `500ms`, `1s`, `1.5s`,
+/// `2m`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 1s or 2m"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+async fn open_pool(data_dir: &std::path::Path) -> anyhow::Result<SqlitePool> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(data_dir.join("kassa.db"))
+        .busy_timeout(Duration::from_secs(10));
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .context("Failed to open the run's database")
+}
+
+async fn start_smtp_sink() -> anyhow::Result<crate::smtp::SmtpSink> {
+    tokio::task::spawn_blocking(crate::smtp::SmtpSink::start)
+        .await
+        .map_err(|_| anyhow::anyhow!("the SMTP sink did not start: --smtp needs python3 with aiosmtpd"))
+}
+
+/// A progress line every `every` until `stop`.
+async fn progress_loop(
+    pool: SqlitePool,
+    tally: Arc<Tally>,
+    chaos: Arc<ChaosTally>,
+    planned: usize,
+    started: Instant,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let statuses: Vec<(String, i64)> =
+            sqlx::query_as("select status, count(*) from orders group by status order by status")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+        let jobs: Vec<(String, i64)> = sqlx::query_as(
+            "select status, count(*) from jobs where status in ('pending', 'running', 'dead') group by status order by status",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        let jobs: Vec<String> = jobs.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        println!(
+            "[{:>6.1}s] orders {}/{planned} placed, {} accepted | {} | jobs: {} | kills: {} workers, {} api",
+            started.elapsed().as_secs_f64(),
+            tally.placed.load(Ordering::Relaxed),
+            tally.accepted.load(Ordering::Relaxed),
+            if statuses.is_empty() { "no orders yet".to_owned() } else { statuses.join(", ") },
+            if jobs.is_empty() { "idle".to_owned() } else { jobs.join(", ") },
+            chaos.worker_kills.load(Ordering::Relaxed),
+            chaos.api_restarts.load(Ordering::Relaxed),
+        );
+    }
+}
+
+async fn pending_orders(pool: &SqlitePool) -> i64 {
+    sqlx::query_scalar("select count(*) from orders where status = 'pending'").fetch_one(pool).await.unwrap_or(1)
+}
+
+/// Runs the whole harness and returns its report; an error means the
+/// harness itself could not run (a process did not start), not a violation.
+pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
+    if config.orders == 0 || config.workers == 0 || config.users == 0 {
+        bail!("--orders, --workers and --users must be at least 1");
+    }
+    if config.kill_every.is_zero() {
+        bail!("--kill-every must be longer than 0");
+    }
+    // Building the binaries (when `cargo test` finds them stale) is not part of the run's time.
+    tokio::task::spawn_blocking(|| {
+        crate::binaries::binary("kassa-api");
+        crate::binaries::binary("kassa-worker");
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("kassa-api and kassa-worker could not be built"))?;
+    let started = Instant::now();
+    let deadline = started + config.timeout;
+    let data_dir = tempfile::Builder::new().prefix("kassa-chaos-").tempdir().context("Failed to create a data dir")?;
+    let sink = if config.smtp { Some(start_smtp_sink().await?) } else { None };
+    let mail_dir: PathBuf = sink.as_ref().map_or_else(|| data_dir.path().join("outbox"), |s| s.maildir.clone());
+    let mut worker_env = vec![
+        ("KASSA_SANDBOX_FAILURE_RATE".to_owned(), config.gateway_failure_rate.to_string()),
+        ("KASSA_SANDBOX_LATENCY_MS".to_owned(), config.gateway_latency.as_millis().to_string()),
+        // Retries every ≤ 1 s instead of up to minutes, so a run settles quickly.
+        ("KASSA_RETRY_BASE_MS".to_owned(), "100".to_owned()),
+        ("KASSA_RETRY_MAX_MS".to_owned(), "1000".to_owned()),
+    ];
+    if let Some(sink) = &sink {
+        worker_env.push(("KASSA_SMTP_URL".to_owned(), sink.url()));
+    }
+    let api_env = vec![
+        ("KASSA_CHECKOUT_RATE_PER_MIN".to_owned(), "1000000".to_owned()),
+        ("KASSA_CHECKOUT_BURST".to_owned(), "1000000".to_owned()),
+    ];
+    println!(
+        "chaos: {} orders, {} users, {} workers, a kill every ~{:?}{}, seed {}, data in {}",
+        config.orders,
+        config.users,
+        config.workers,
+        config.kill_every,
+        if config.kill_api { " (API too)" } else { "" },
+        config.seed,
+        data_dir.path().display()
+    );
+    let spec = ClusterSpec { data_dir: data_dir.path().to_path_buf(), workers: config.workers, api_env, worker_env };
+    let cluster = Cluster::start(spec).await?;
+    let api = Arc::new(Api::new(cluster.base_url())?);
+    let pool = open_pool(data_dir.path()).await?;
+    let shop = Arc::new(workload::open_shop(&api, config.orders, config.users, deadline).await?);
+    let admin = shop.admins[0].clone();
+    println!(
+        "chaos: {} customers, {} products ({} units of the scarce one), workers {:?}; starting the workload",
+        shop.customers.len(),
+        shop.regular.len() + 1,
+        shop.scarce_stock,
+        cluster.worker_ids()
+    );
+    let setup = started.elapsed();
+
+    let tally = Arc::new(Tally::default());
+    let chaos = Arc::new(ChaosTally::default());
+    let mut rng = Rng::new(config.seed);
+    let (stop_monkey, monkey_stopped) = watch::channel(false);
+    let plan = MonkeyPlan { kill_every: config.kill_every, kill_api: config.kill_api };
+    let monkey =
+        tokio::spawn(run_monkey(cluster, plan, rng.fork(), Arc::clone(&api), Arc::clone(&chaos), monkey_stopped));
+    let (stop_progress, progress_stopped) = watch::channel(false);
+    let progress = tokio::spawn(progress_loop(
+        pool.clone(),
+        Arc::clone(&tally),
+        Arc::clone(&chaos),
+        config.orders,
+        started,
+        config.progress_every,
+        progress_stopped,
+    ));
+
+    let workload_started = Instant::now();
+    let workload = workload::drive(
+        Arc::clone(&api),
+        Arc::clone(&shop),
+        Arc::clone(&tally),
+        config.orders,
+        config.seed,
+        rng.fork(),
+        deadline,
+    )
+    .await;
+    let workload_took = workload_started.elapsed();
+    // Keep killing until no order is pending (the pipeline's tail is under
+    // fire too) and the minimum number of kills is reached.
+    let drain_started = Instant::now();
+    while workload.is_ok()
+        && !monkey.is_finished()
+        && Instant::now() < deadline
+        && (pending_orders(&pool).await > 0 || chaos.worker_kills.load(Ordering::Relaxed) < config.min_worker_kills)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain = drain_started.elapsed();
+    let _ = stop_monkey.send(true);
+    let cluster = match monkey.await.context("the chaos monkey panicked").and_then(|result| result) {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            let _ = stop_progress.send(true);
+            return Err(error);
+        }
+    };
+    api.set_base_url(cluster.base_url());
+
+    let settle_started = Instant::now();
+    let settled = match &workload {
+        Err(error) => Err(format!("the workload did not complete: {error:#}")),
+        Ok(()) => loop {
+            if crate::invariants::quiescent(&pool).await {
+                break Ok(settle_started.elapsed());
+            }
+            if Instant::now() >= deadline {
+                break Err(format!("not quiescent {:.0}s into the run (--timeout)", started.elapsed().as_secs_f64()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        },
+    };
+    let settle = settle_started.elapsed();
+    let _ = stop_progress.send(true);
+    let _ = progress.await;
+    println!("chaos: workload done, checking invariants");
+
+    let killed = chaos.killed();
+    let inputs = checks::Inputs {
+        pool: &pool,
+        api: &api,
+        admin: &admin,
+        tally: &tally,
+        killed_workers: &killed,
+        mail_dir: &mail_dir,
+        settled,
+    };
+    let checks = checks::run_all(&inputs).await?;
+    let mut offending: Vec<i64> = Vec::new();
+    for id in checks.iter().filter(|c| c.verdict == Verdict::Fail).flat_map(|c| c.orders.iter().copied()) {
+        if !offending.contains(&id) && offending.len() < 5 {
+            offending.push(id);
+        }
+    }
+    let mut evidence = Vec::new();
+    for order_id in offending {
+        evidence.push(report::order_evidence(&api, &admin, order_id).await);
+    }
+    let stats = report::gather(&pool).await?;
+    pool.close().await;
+    drop(cluster);
+    drop(sink);
+    let activity = Activity {
+        accepted: tally.accepted.load(Ordering::Relaxed),
+        refused: tally.refused.load(Ordering::Relaxed),
+        unknown: tally.unknown.load(Ordering::Relaxed),
+        via_cart: tally.via_cart.load(Ordering::Relaxed),
+        keyed: tally.keyed.load(Ordering::Relaxed),
+        replays: tally.replays_checked.load(Ordering::Relaxed),
+        cancels: tally.cancels.load(Ordering::Relaxed),
+        ships: tally.ships.load(Ordering::Relaxed),
+        deliveries: tally.deliveries.load(Ordering::Relaxed),
+        worker_kills: chaos.worker_kills.load(Ordering::Relaxed),
+        api_restarts: chaos.api_restarts.load(Ordering::Relaxed),
+    };
+    let timings = Timings { setup, workload: workload_took, drain, settle, total: started.elapsed() };
+    let mut report =
+        ChaosReport { config: config.clone(), checks, stats, activity, timings, evidence, kept_data_dir: None };
+    if !report.passed() && config.keep_failed_data {
+        report.kept_data_dir = Some(data_dir.keep());
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_duration;
+
+    #[test]
+    fn durations_read_like_humans_write_them() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("1h").is_err());
+    }
+}
