@@ -116,8 +116,9 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub max_body_bytes: u64,
 
-    /// Password hashes computed at once (each takes 19 MiB and a core for tens of ms).
-    #[arg(long, env = "KASSA_MAX_CONCURRENT_HASHES", default_value_t = 2,
+    /// Password hashes computed at once (each takes 19 MiB and a core for tens
+    /// of ms; one keeps the API's peak memory under 50 MB).
+    #[arg(long, env = "KASSA_MAX_CONCURRENT_HASHES", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub max_concurrent_hashes: u32,
 

@@ -11,6 +11,7 @@
 //! - [`invariants`]: stock conservation, one charge per order, quiescence.
 //! - [`worker`]: starting, stopping and killing `kassa-worker` processes.
 //! - [`admin`]: the stock audit every settled test asserts; scraping `/metrics`.
+//! - [`load`]: the load generator and measurements behind the `load-bench` binary.
 //! - [`chaos`]: the chaos harness behind the `chaos` binary: workload, kills, invariants.
 
 pub mod admin;
@@ -18,6 +19,7 @@ pub mod app;
 pub mod binaries;
 pub mod chaos;
 pub mod invariants;
+pub mod load;
 pub mod process;
 pub mod prometheus;
 pub mod smtp;

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use rand::RngCore;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 /// How long a request waits for a hashing slot before it is told to retry.
@@ -32,18 +34,64 @@ pub struct Passwords {
     dummy_hash: Arc<String>,
 }
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19_456, 2, 1, None).expect("OWASP Argon2id parameters are within Argon2's bounds");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn owasp_params() -> Params {
+    Params::new(19_456, 2, 1, None).expect("OWASP Argon2id parameters are within Argon2's bounds")
+}
+
+/// Capacity of Argon2's working memory, in 1 KiB blocks. Above glibc's
+/// largest mmap threshold (32 MiB), so the 19 MiB actually used are always a
+/// fresh mapping that goes back to the OS when the hash ends. Left to the
+/// crate, each hash allocates exactly 19 MiB, which glibc serves from (and
+/// keeps in) per-thread heaps: hundreds of MiB after a burst of logins.
+const WORKING_MEMORY_CAPACITY_BLOCKS: usize = 33 * 1024;
+
+/// Runs Argon2 with working memory that is returned to the OS afterwards.
+fn compute(argon2: &Argon2<'_>, params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), String> {
+    let blocks = params.block_count();
+    let mut memory: Vec<Block> = Vec::with_capacity(WORKING_MEMORY_CAPACITY_BLOCKS.max(blocks));
+    memory.resize(blocks, Block::default());
+    argon2.hash_password_into_with_memory(password, salt, out, &mut memory).map_err(|e| e.to_string())
+}
+
+/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) for a new password.
+fn hash_phc(password: &[u8]) -> Result<String, String> {
+    let params = owasp_params();
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    compute(&argon2, &params, password, &salt, &mut out)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(Salt::new(&salt).map_err(|e| e.to_string())?),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches a stored PHC string, with the parameters the
+/// string records (so hashes made with other parameters still verify).
+fn verify_phc(password: &[u8], stored: &str) -> bool {
+    let Ok(phc) = PasswordHash::new(stored) else { return false };
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else { return false };
+    let Ok(params) = Params::try_from(&phc) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(phc.algorithm.as_str()) else { return false };
+    let version = match phc.version.map(Version::try_from) {
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+        None => Version::V0x13,
+    };
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    compute(&argon2, &params, password, salt, &mut out).is_ok() && bool::from(out.ct_eq(expected.as_bytes()))
 }
 
 impl Passwords {
     /// A hasher running at most `max_concurrent` hashes at once.
     pub fn new(max_concurrent: usize) -> Result<Self, HashError> {
-        let dummy_hash = argon2()
-            .hash_password(uuid::Uuid::new_v4().to_string().as_bytes())
-            .map_err(|e| HashError::Failed(e.to_string()))?
-            .to_string();
+        let dummy_hash = hash_phc(uuid::Uuid::new_v4().to_string().as_bytes()).map_err(HashError::Failed)?;
         Ok(Self { permits: Arc::new(Semaphore::new(max_concurrent.max(1))), dummy_hash: Arc::new(dummy_hash) })
     }
 
@@ -57,9 +105,7 @@ impl Passwords {
 
     /// Hashes a new password into a PHC string with a fresh salt.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        self.run(move || argon2().hash_password(password.as_bytes()).map(|h| h.to_string()))
-            .await?
-            .map_err(|e| HashError::Failed(e.to_string()))
+        self.run(move || hash_phc(password.as_bytes())).await?.map_err(HashError::Failed)
     }
 
     /// Checks a password against a stored hash; with no hash (unknown user)
@@ -67,7 +113,7 @@ impl Passwords {
     pub async fn verify(&self, password: String, stored_hash: Option<String>) -> Result<bool, HashError> {
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
-        let matches = self.run(move || argon2().verify_password(password.as_bytes(), hash.as_str()).is_ok()).await?;
+        let matches = self.run(move || verify_phc(password.as_bytes(), &hash)).await?;
         Ok(known && matches)
     }
 }
@@ -93,6 +139,18 @@ mod tests {
         assert!(blocked.is_err(), "a hash ran while every slot was taken");
         drop(held);
         passwords.hash("correct horse".into()).await.expect("hash once a slot is free");
+    }
+
+    #[test]
+    fn hashes_made_by_the_argon2_crate_itself_still_verify() {
+        use argon2::password_hash::PasswordHasher as _;
+        let crate_hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, owasp_params())
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string();
+        assert!(verify_phc(b"correct horse", &crate_hash));
+        assert!(!verify_phc(b"wrong horse", &crate_hash));
+        assert!(!verify_phc(b"correct horse", "not a phc string"));
     }
 
     #[tokio::test]
