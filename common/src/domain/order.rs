@@ -104,6 +104,21 @@ pub enum CancelReason {
 }
 
 impl CancelReason {
+    /// Every reason the system itself gives.
+    pub const ALL: [CancelReason; 5] = [
+        CancelReason::OutOfStock,
+        CancelReason::PaymentDeclined,
+        CancelReason::PaymentFailed,
+        CancelReason::CustomerRequest,
+        CancelReason::AdminRequest,
+    ];
+
+    /// The reason with this stored name, if it is one of [`CancelReason::ALL`]
+    /// (a free-text reason given by a person is not).
+    pub fn parse(name: &str) -> Option<CancelReason> {
+        CancelReason::ALL.into_iter().find(|reason| reason.as_str() == name)
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -177,6 +192,10 @@ mod tests {
             assert_eq!(OrderStatus::parse(status.as_str()), Ok(status));
         }
         assert!(OrderStatus::parse("lost").is_err());
+        for reason in CancelReason::ALL {
+            assert_eq!(CancelReason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(CancelReason::parse("changed my mind"), None);
     }
 
     #[test]

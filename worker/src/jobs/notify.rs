@@ -5,6 +5,9 @@
 //! message but before the row is written, the resend carries the same id and
 //! is recognisable as a duplicate — the honest limit of SMTP.
 //!
+//! E-mails of one order go out in the order of their events: a job waits
+//! (retrying) while an earlier e-mail of the same order is unsent.
+//!
 //! A dead or slow mail server only delays e-mails: this job retries with
 //! backoff (from 1 s, capped at 5 min, for more than a day) and never holds
 //! up an order. A permanent refusal (5xx) makes the job dead; the order is
@@ -29,6 +32,10 @@ pub async fn run(job: &Notify, ctx: &JobContext) -> Result<Outcome, JobError> {
     let mut conn = ctx.pool.acquire().await?;
     if notifications::was_sent(&mut conn, job.order_id, event).await? {
         return Ok(Outcome::AlreadyDone);
+    }
+    if notifications::earlier_unsent(&mut conn, job.order_id, ctx.job_id.0).await? {
+        // Retried shortly: the customer reads "received" before "confirmed".
+        return Err(JobError::transient("an earlier e-mail of this order is not sent yet"));
     }
     let Some(order) = orders::get_order_view(&mut conn, job.order_id).await? else {
         return Ok(Outcome::Skipped("order not found".into()));

@@ -97,14 +97,7 @@ impl Templates {
 
 fn cancel_reason_in_words(reason: Option<&str>) -> String {
     use kassa_common::domain::order::CancelReason;
-    let known = [
-        CancelReason::OutOfStock,
-        CancelReason::PaymentDeclined,
-        CancelReason::PaymentFailed,
-        CancelReason::CustomerRequest,
-        CancelReason::AdminRequest,
-    ];
-    match known.into_iter().find(|r| Some(r.as_str()) == reason) {
+    match reason.and_then(CancelReason::parse) {
         Some(reason) => reason.in_words().to_owned(),
         None => match reason {
             Some(other) => format!("of the following: {other}"),

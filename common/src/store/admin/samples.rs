@@ -52,19 +52,12 @@ pub async fn sample_business_gauges(pool: &sqlx::SqlitePool) -> Result<(), sqlx:
         let count = by_status.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
         metrics::gauge!(ORDERS, "status" => status.as_str()).set(count as f64);
     }
-    let known = [
-        CancelReason::OutOfStock,
-        CancelReason::PaymentDeclined,
-        CancelReason::PaymentFailed,
-        CancelReason::CustomerRequest,
-        CancelReason::AdminRequest,
-    ];
-    for reason in known {
+    for reason in CancelReason::ALL {
         let count = by_reason.iter().find(|(r, _)| r == reason.as_str()).map_or(0, |(_, n)| *n);
         metrics::gauge!(ORDERS_CANCELLED, "reason" => reason.as_str()).set(count as f64);
     }
     for (reason, count) in by_reason {
-        if !known.iter().any(|k| k.as_str() == reason) {
+        if CancelReason::parse(&reason).is_none() {
             metrics::gauge!(ORDERS_CANCELLED, "reason" => reason).set(count as f64);
         }
     }
