@@ -112,6 +112,8 @@ async fn direct_orders_merge_lines_validate_and_write_nothing_when_refused() {
     let for_bob = json!({"items": [{"product_id": id(&lamp), "quantity": 1}], "user_id": bob_id});
     app.post("/orders/", Some(&ana), &for_bob).await.expect_problem(403);
     assert_eq!(app.get("/orders/my-orders", Some(&ana)).await.expect(200)["total"], 1, "refused orders wrote nothing");
+    let for_nobody = json!({"items": [{"product_id": id(&lamp), "quantity": 1}], "user_id": 478_353_980_677_i64});
+    app.post("/orders/", Some(&admin), &for_nobody).await.expect_problem(404);
     let by_admin = app.post("/orders/", Some(&admin), &for_bob).await.expect(202);
     assert_eq!(by_admin["user_id"], bob_id);
     app.get(&format!("/orders/{}", id(&by_admin)), Some(&ana)).await.expect_problem(404);

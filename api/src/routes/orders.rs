@@ -14,7 +14,7 @@ use kassa_common::jobs::StatusTransition;
 use kassa_common::store::notifications::{self, SentNotification};
 use kassa_common::store::orders::{self, CreateOrderError, OrderView, RequestedLine};
 use kassa_common::store::timeline::{self, TimelineEntry};
-use kassa_common::store::{StoreError, carts};
+use kassa_common::store::{StoreError, carts, users};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -181,6 +181,13 @@ async fn create_order(
     let owner_id = body.user_id.unwrap_or(user.user_id);
     if !user.may_act_for(owner_id) {
         return Err(ApiError::Forbidden("you may only place orders for yourself".into()));
+    }
+    if owner_id != user.user_id {
+        // An admin ordering for someone: that someone must exist.
+        let mut conn = state.pool.acquire().await?;
+        if users::get_user(&mut conn, owner_id).await?.is_none() {
+            return Err(ApiError::NotFound(format!("user {owner_id} not found")));
+        }
     }
     let mut errors = ValidationErrors::default();
     let payment_method = errors.check("payment_method", parse_payment_method(body.payment_method.as_deref()));
