@@ -20,7 +20,7 @@ trap cleanup EXIT
 KASSA_BIND=127.0.0.1:0 KASSA_DATA_DIR="$data" KASSA_ADMIN_SECRET=schemathesis-admin-secret \
 KASSA_AUTH_RATE_PER_MIN=1000000 KASSA_AUTH_BURST=1000000 \
 KASSA_CHECKOUT_RATE_PER_MIN=1000000 KASSA_CHECKOUT_BURST=1000000 \
-KASSA_SQLITE_SYNCHRONOUS=normal KASSA_WITH_WORKER=1 RUST_LOG=warn,kassa_api::startup=info \
+KASSA_SQLITE_SYNCHRONOUS=normal KASSA_WITH_WORKER=1 RUST_LOG=warn,kassa_http::startup=info \
   "$api_bin" >"$log" 2>&1 &
 api_pid=$!
 for _ in $(seq 1 300); do

@@ -4,8 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::order::OrderStatus;
+use crate::domain::order::{CancelReason, OrderStatus};
 use crate::queue::{JobPayload, NewJob, QueueError};
+
+/// Every job type a Kassa worker runs, sorted: the order pipeline's and
+/// the queue's diagnostic `noop` and `probe` (whose payloads live with
+/// their handlers in the worker). The API lists them on the dashboard
+/// without depending on the worker; the worker's registry is checked
+/// against this list by a test.
+pub const JOB_TYPES: [&str; 6] = ["charge", "noop", "notify", "probe", "reserve_stock", "status_transition"];
 
 /// Reserve every unit of an order, all or nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,12 +47,31 @@ pub struct StatusTransition {
     pub to: OrderStatus,
     /// Who asked: `system`, `user:ID` or `admin:ID`.
     pub actor: String,
-    /// Why, e.g. a cancellation reason.
+    /// For a cancellation, its reason code (`customer_request`, …). Jobs
+    /// pushed before notes existed may hold a person's free text here; it is
+    /// read as the note.
     pub reason: Option<String>,
+    /// Free text from whoever asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl JobPayload for StatusTransition {
     const JOB_TYPE: &'static str = "status_transition";
+}
+
+impl StatusTransition {
+    /// The move's reason code and note. A free-text `reason` (older jobs)
+    /// becomes the note, and the code is that of whoever asked.
+    pub fn reason_and_note(&self) -> (Option<CancelReason>, Option<&str>) {
+        match self.reason.as_deref() {
+            None => (None, self.note.as_deref()),
+            Some(text) => match CancelReason::parse(text) {
+                Some(code) => (Some(code), self.note.as_deref()),
+                None => (Some(CancelReason::requested_by(&self.actor)), Some(text)),
+            },
+        }
+    }
 }
 
 /// What happened to an order that its customer is told about by e-mail.
@@ -108,12 +134,12 @@ pub trait OrderJob: JobPayload {
     fn order_id(&self) -> i64;
     /// The key unique per (job type, step of this order).
     fn dedup_key(&self) -> String;
-    /// The job to push.
+    /// The job to push, linked to its order's timeline.
     fn to_job(&self) -> Result<NewJob, QueueError>
     where
         Self: Sized,
     {
-        Ok(NewJob::new(self)?.dedup_key(self.dedup_key()))
+        Ok(NewJob::new(self)?.dedup_key(self.dedup_key()).for_order(self.order_id()))
     }
 }
 

@@ -2,19 +2,17 @@
 //! `kassa-worker` binaries.
 //!
 //! # Layout
-//! - [`db`]: opening the SQLite database, migrations, write transactions.
+//! - [`db`]: the database seam: SQLite or PostgreSQL, migrations, units of work.
 //! - [`domain`]: validated domain values (money, accounts, products).
 //! - [`store`]: persistence functions over a connection or transaction.
 //! - [`queue`]: the durable job store under the apalis workers.
 //! - [`jobs`]: payloads of the order pipeline's jobs.
-//! - [`payments`]: the payment gateway trait and the sandbox provider.
 //! - [`time`]: timestamps as stored and as shown.
 //! - [`shutdown`]: the signal both binaries stop on.
 
 pub mod db;
 pub mod domain;
 pub mod jobs;
-pub mod payments;
 pub mod queue;
 pub mod shutdown;
 pub mod store;

@@ -1,9 +1,11 @@
 //! Property tests (fuzzing with proptest) of the parsers that take untrusted
-//! text: the search query → FTS5 expression (run against a real SQLite FTS5
-//! index: no input may make the query fail), money, quantities and account
-//! fields.
+//! text: the search query → FTS5 expression and PostgreSQL `tsquery` (run
+//! against a real SQLite FTS5 index and, with `KASSA_TEST_POSTGRES_URL`, a
+//! real PostgreSQL `tsvector` index: no input may make the query fail),
+//! money, quantities and account fields.
 
-use kassa_common::db::{DbArgs, Durability};
+use kassa_common::db::Backend;
+use kassa_common::db::scratch::ScratchDb;
 use kassa_common::domain::account::{Email, Username};
 use kassa_common::domain::money::{MAX_AMOUNT_CENTS, format_money, parse_price_cents};
 use kassa_common::domain::order::parse_quantity;
@@ -27,6 +29,13 @@ fn hostile_text() -> impl Strategy<Value = String> {
         Just("-".to_owned()),
         Just("+".to_owned()),
         Just("{name description}:".to_owned()),
+        Just("&".to_owned()),
+        Just("|".to_owned()),
+        Just("!".to_owned()),
+        Just(":*".to_owned()),
+        Just("'".to_owned()),
+        Just("<->".to_owned()),
+        Just("\\".to_owned()),
         "[a-zA-Z0-9]{1,8}",
         "\\PC{1,4}",
     ];
@@ -66,19 +75,19 @@ proptest! {
     }
 }
 
-#[test]
-fn no_search_text_makes_the_fts5_query_fail() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+/// Runs 512 hostile and arbitrary search texts against a real full-text
+/// index on `backend`; every query must run.
+fn no_search_text_makes_the_query_fail(backend: Backend) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     // Connections go back to the pool on drop, which needs the runtime.
     let _context = runtime.enter();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let args = DbArgs::in_dir(dir.path(), Durability::Normal);
-    let pool = runtime.block_on(args.connect_and_migrate()).expect("database");
+    let Some(scratch) = runtime.block_on(ScratchDb::on(backend)) else { return };
+    let pool = scratch.db.pool().clone();
     runtime
         .block_on(
             sqlx::query(
                 "insert into products (name, description, price_cents, currency, stock, initial_stock, category, created_at, updated_at)
-                 values ('Desk lamp', 'warm NEAR light \"quoted\"', 100, 'USD', 1, 1, 'home', 0, 0)",
+                 values ('Desk lamp', 'warm NEAR light \"quoted\" & it''s:*', 100, 'USD', 1, 1, 'home', 0, 0)",
             )
             .execute(&pool),
         )
@@ -96,4 +105,16 @@ fn no_search_text_makes_the_fts5_query_fail() {
             Ok(())
         })
         .expect("every query runs");
+    drop(pool);
+    drop(scratch);
+}
+
+#[test]
+fn no_search_text_makes_the_fts5_query_fail() {
+    no_search_text_makes_the_query_fail(Backend::Sqlite);
+}
+
+#[test]
+fn no_search_text_makes_the_tsquery_fail() {
+    no_search_text_makes_the_query_fail(Backend::Postgres);
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::app::{ADMIN_SECRET, PASSWORD, TestApp};
+use crate::app::TestApp;
 use crate::process::ChildProcess;
 
 /// The admin account the helpers use to read the stock audit.
@@ -13,11 +13,7 @@ const AUDITOR: &str = "stock-auditor";
 
 /// A token for the auditing admin, registering it on first use.
 pub async fn auditor_token(app: &TestApp) -> String {
-    let body = json!({"username": AUDITOR, "email": format!("{AUDITOR}@example.com"),
-                      "password": PASSWORD, "secret_key": ADMIN_SECRET});
-    let reply = app.post("/auth/register-admin", None, &body).await;
-    assert!(matches!(reply.status.as_u16(), 201 | 409), "auditor registration: {} {}", reply.status, reply.body);
-    app.login(AUDITOR).await
+    app.admin_account(AUDITOR, true).await.1
 }
 
 /// Asserts that `GET /admin/stock-audit` reports no product breaking stock

@@ -1,13 +1,19 @@
 //! `TestApp`: a real `kassa-api` process on a free port against a fresh
-//! temporary SQLite file, with one method per endpoint the tests use.
+//! database (an SQLite file in a temporary directory, or a database of its
+//! own on PostgreSQL — see [`crate::backend`]), with one method per
+//! endpoint the tests use.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use kassa_common::db::Db;
+
+use crate::backend::TestDatabase;
 use crate::binaries::binary;
 use crate::process::ChildProcess;
 
@@ -58,18 +64,37 @@ pub fn id(value: &Value) -> i64 {
 }
 
 /// Settings for starting an app.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct AppOptions {
     /// Extra environment variables for the process.
     pub env: Vec<(String, String)>,
     /// Reuse this data directory instead of a fresh one.
     pub data_dir: Option<PathBuf>,
+    /// Reuse this database (e.g. another app's, to restart on its data)
+    /// instead of a fresh one.
+    pub database: Option<Arc<TestDatabase>>,
+    /// Start the process with this open-file limit, soft and hard (so it
+    /// cannot raise it), as a small machine or container would.
+    pub open_files_limit: Option<u64>,
 }
 
 impl AppOptions {
+    /// Options for apps that restart on the same data: the directory `dir`
+    /// and one database (on the test's backend) shared by all of them.
+    pub async fn persistent(dir: &Path) -> AppOptions {
+        let database = Arc::new(TestDatabase::create(dir).await);
+        AppOptions { data_dir: Some(dir.to_path_buf()), database: Some(database), ..Default::default() }
+    }
+
     /// Adds an environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the process under an open-file limit of `limit`.
+    pub fn open_files_limit(mut self, limit: u64) -> Self {
+        self.open_files_limit = Some(limit);
         self
     }
 }
@@ -84,14 +109,21 @@ pub struct TestApp {
     pub process: ChildProcess,
     /// The data directory (the SQLite file lives here).
     pub data_dir: PathBuf,
+    /// The database; dropped after the process (fields drop in order) and
+    /// after every other app started on it.
+    pub database: Arc<TestDatabase>,
+    /// The token of the admin made with the bootstrap secret, which makes
+    /// every further admin (the secret works only once).
+    first_admin: tokio::sync::Mutex<Option<String>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 /// The environment a test app gets unless a test overrides it.
-fn default_env(data_dir: &Path) -> Vec<(String, String)> {
+fn default_env(data_dir: &Path, database: &TestDatabase) -> Vec<(String, String)> {
     [
         ("KASSA_BIND", "127.0.0.1:0".to_owned()),
         ("KASSA_DATA_DIR", data_dir.display().to_string()),
+        ("KASSA_DATABASE_URL", database.url().to_owned()),
         ("KASSA_ADMIN_SECRET", ADMIN_SECRET.to_owned()),
         ("KASSA_SQLITE_SYNCHRONOUS", "normal".to_owned()),
         ("KASSA_AUTH_RATE_PER_MIN", "100000".to_owned()),
@@ -120,12 +152,24 @@ impl TestApp {
                 (Some(tmp), dir)
             }
         };
-        let mut command = Command::new(binary("kassa-api"));
+        let database = match options.database {
+            Some(database) => database,
+            None => Arc::new(TestDatabase::create(&data_dir).await),
+        };
+        let mut command = match options.open_files_limit {
+            // The shell lowers the limit, then becomes the API (`exec`).
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell.arg("-c").arg(format!("ulimit -n {limit} && exec \"$0\"")).arg(binary("kassa-api"));
+                shell
+            }
+            None => Command::new(binary("kassa-api")),
+        };
         command.env_clear();
         if let Some(path) = std::env::var_os("PATH") {
             command.env("PATH", path);
         }
-        command.envs(default_env(&data_dir)).envs(options.env.iter().map(|(k, v)| (k, v)));
+        command.envs(default_env(&data_dir, &database)).envs(options.env.iter().map(|(k, v)| (k, v)));
         let mut process = ChildProcess::spawn("kassa-api", command);
         let addr = process.wait_for_line("listening on ", Duration::from_secs(60));
         let addr = addr.split_whitespace().next().expect("an address follows 'listening on'");
@@ -134,13 +178,15 @@ impl TestApp {
             client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
             process,
             data_dir,
+            database,
+            first_admin: tokio::sync::Mutex::new(None),
             _tmp: tmp,
         }
     }
 
-    /// The SQLite file's URL.
+    /// The database's URL (`sqlite://…` or `postgres://…`).
     pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.data_dir.join("kassa.db").display())
+        self.database.url().to_owned()
     }
 
     /// Sends a request; `body` as JSON when given.
@@ -204,13 +250,60 @@ impl TestApp {
         (id, self.login(username).await)
     }
 
-    /// Registers an admin and returns (user id, token).
+    /// Registers an admin and returns (user id, token): the first with the
+    /// bootstrap secret, the others through `POST /admin/users` as the first.
     pub async fn admin(&self, username: &str) -> (i64, String) {
-        let body = json!({"username": username, "email": format!("{username}@example.com"),
-                          "password": PASSWORD, "secret_key": ADMIN_SECRET});
-        let user = self.post("/auth/register-admin", None, &body).await.expect(201);
-        let id = user["id"].as_i64().expect("user id");
-        (id, self.login(username).await)
+        self.admin_account(username, false).await
+    }
+
+    /// Like [`TestApp::admin`]; with `existing_ok`, an admin already
+    /// registered under `username` is logged in instead.
+    pub async fn admin_account(&self, username: &str, existing_ok: bool) -> (i64, String) {
+        let mut first_admin = self.first_admin.lock().await;
+        let email = format!("{username}@example.com");
+        let reply = match first_admin.as_deref() {
+            None => {
+                let body =
+                    json!({"username": username, "email": email, "password": PASSWORD, "secret_key": ADMIN_SECRET});
+                self.post("/auth/register-admin", None, &body).await
+            }
+            Some(token) => {
+                let body = json!({"username": username, "email": email, "password": PASSWORD, "role": "admin"});
+                self.post("/admin/users", Some(token), &body).await
+            }
+        };
+        let id = match reply.status.as_u16() {
+            201 => reply.body["id"].as_i64().expect("user id"),
+            409 if existing_ok => 0,
+            // An app restarted on another app's data: the first admin's
+            // token is not known here, so make the admin as an operator would.
+            403 if first_admin.is_none() => self.create_admin_command(username, existing_ok),
+            _ => panic!("admin {username} was not created: {} {}", reply.status, reply.body),
+        };
+        let token = self.login(username).await;
+        if first_admin.is_none() {
+            *first_admin = Some(token.clone());
+        }
+        (id, token)
+    }
+
+    /// Makes an admin with `kassa-api create-admin` on this app's database;
+    /// returns its id (0 if it existed and `existing_ok`).
+    fn create_admin_command(&self, username: &str, existing_ok: bool) -> i64 {
+        let output = Command::new(binary("kassa-api"))
+            .args(["create-admin", "--username", username, "--email", &format!("{username}@example.com")])
+            .env("KASSA_DATA_DIR", &self.data_dir)
+            .env("KASSA_DATABASE_URL", self.database_url())
+            .env("KASSA_ADMIN_PASSWORD", PASSWORD)
+            .output()
+            .expect("create-admin runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            let error = String::from_utf8_lossy(&output.stderr);
+            assert!(existing_ok && error.contains("already registered"), "create-admin {username} failed: {error}");
+            return 0;
+        }
+        text.rsplit("(id ").next().and_then(|rest| rest.trim_end().trim_end_matches(')').parse().ok()).unwrap_or(0)
     }
 
     /// Starts a `kassa-worker` process on this app's database with test
@@ -251,9 +344,9 @@ impl TestApp {
 
     /// Runs a `select count(*)`-style query on the app's database.
     pub async fn count(&self, sql: &'static str) -> i64 {
-        let pool = self.db().await;
-        let value = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count query");
-        pool.close().await;
+        let db = self.db().await;
+        let value = sqlx::query_scalar(sql).fetch_one(db.pool()).await.expect("count query");
+        db.close().await;
         value
     }
 
@@ -262,26 +355,24 @@ impl TestApp {
         self.get(&format!("/products/{product_id}"), None).await.expect(200)["stock"].as_i64().expect("stock")
     }
 
-    /// Opens the app's database directly, for invariant checks.
-    pub async fn db(&self) -> sqlx::SqlitePool {
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(self.data_dir.join("kassa.db"))
-            .busy_timeout(Duration::from_secs(10));
-        sqlx::sqlite::SqlitePoolOptions::new().max_connections(2).connect_with(options).await.expect("database opens")
+    /// Opens the app's database directly, for invariant checks and for
+    /// tests that push jobs or read tables themselves.
+    pub async fn db(&self) -> Db {
+        self.database.open(&self.data_dir).await
     }
 
     /// Waits until no order is pending and no job waits or runs, then checks
     /// every invariant; panics with the violations.
     pub async fn assert_settled(&self, timeout: Duration) {
-        let pool = self.db().await;
+        let db = self.db().await;
         let deadline = std::time::Instant::now() + timeout;
-        while !crate::invariants::quiescent(&pool).await {
+        while !crate::invariants::quiescent(db.pool()).await {
             assert!(std::time::Instant::now() < deadline, "work still pending after {timeout:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let violations = crate::invariants::check(&pool).await;
+        let violations = crate::invariants::check(db.pool()).await;
         assert!(violations.is_empty(), "invariants broken: {violations:#?}");
-        pool.close().await;
+        db.close().await;
         crate::admin::assert_stock_audit_clean(self).await;
     }
 

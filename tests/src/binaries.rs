@@ -25,9 +25,7 @@ fn build_once() {
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = Command::new(cargo);
-        command
-            .args(["build", "--quiet", "--bins", "-p", "kassa-api", "-p", "kassa-worker"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        command.args(["build", "--quiet", "--workspace", "--bins"]).current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir().ends_with("release") {
             command.arg("--release");
         }

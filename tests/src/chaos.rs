@@ -29,8 +29,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::watch;
+
+use crate::progress::{Progress, ProgressMode, ProgressSpec};
 
 pub use checks::{Check, Verdict};
 pub use report::ChaosReport;
@@ -42,7 +44,7 @@ use rng::Rng;
 use workload::Tally;
 
 /// How a chaos run is shaped.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct ChaosConfig {
     /// Order attempts (each a direct order or a cart checkout).
     pub orders: usize,
@@ -51,6 +53,7 @@ pub struct ChaosConfig {
     /// Customer accounts placing orders concurrently.
     pub users: usize,
     /// Mean time between kills.
+    #[serde(serialize_with = "crate::results::serialize_seconds")]
     pub kill_every: Duration,
     /// Also SIGKILL and restart the API (every fifth kill).
     pub kill_api: bool,
@@ -60,15 +63,22 @@ pub struct ChaosConfig {
     /// Seed of every random choice.
     pub seed: u64,
     /// Longest the run may take once the binaries are built; past it, the run fails.
+    #[serde(serialize_with = "crate::results::serialize_seconds")]
     pub timeout: Duration,
-    /// Send e-mail to a real SMTP server (aiosmtpd) instead of the file outbox.
+    /// Send e-mail to a real SMTP server (the tests' [`crate::smtp::SmtpSink`],
+    /// in this process) instead of the file outbox.
     pub smtp: bool,
     /// Chance that a sandbox gateway call fails transiently.
     pub gateway_failure_rate: f64,
     /// Latency added to every gateway call.
+    #[serde(serialize_with = "crate::results::serialize_seconds")]
     pub gateway_latency: Duration,
-    /// Time between progress lines.
+    /// Time between progress lines (when there is no progress bar).
+    #[serde(serialize_with = "crate::results::serialize_seconds")]
     pub progress_every: Duration,
+    /// A bar, lines, or nothing (progress always goes to standard error).
+    #[serde(skip)]
+    pub progress: ProgressMode,
     /// Keep the data directory when a check fails (its path is printed).
     pub keep_failed_data: bool,
 }
@@ -88,6 +98,7 @@ impl Default for ChaosConfig {
             gateway_failure_rate: 0.1,
             gateway_latency: Duration::from_millis(5),
             progress_every: Duration::from_secs(2),
+            progress: ProgressMode::Auto,
             keep_failed_data: true,
         }
     }
@@ -109,36 +120,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
-async fn open_pool(data_dir: &std::path::Path) -> anyhow::Result<SqlitePool> {
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(data_dir.join("kassa.db"))
-        .busy_timeout(Duration::from_secs(10));
-    sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .context("Failed to open the run's database")
+async fn open_pool(data_dir: &std::path::Path) -> anyhow::Result<AnyPool> {
+    let args = kassa_common::db::DbArgs::in_dir(data_dir, kassa_common::db::Durability::Normal);
+    let db = args.connect().await.context("Failed to open the run's database")?;
+    Ok(db.pool().clone())
 }
 
 async fn start_smtp_sink() -> anyhow::Result<crate::smtp::SmtpSink> {
     tokio::task::spawn_blocking(crate::smtp::SmtpSink::start)
         .await
-        .map_err(|_| anyhow::anyhow!("the SMTP sink did not start: --smtp needs python3 with aiosmtpd"))
+        .map_err(|_| anyhow::anyhow!("the SMTP sink did not start (no free port on 127.0.0.1?)"))
 }
 
-/// A progress line every `every` until `stop`.
+/// Updates `progress` (orders placed, orders by status, jobs, kills) until `stop`.
 async fn progress_loop(
-    pool: SqlitePool,
+    pool: AnyPool,
     tally: Arc<Tally>,
     chaos: Arc<ChaosTally>,
-    planned: usize,
-    started: Instant,
-    every: Duration,
+    progress: Arc<Progress>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(progress.update_every()) => {}
             _ = stop.changed() => return,
         }
         let statuses: Vec<(String, i64)> =
@@ -154,20 +158,19 @@ async fn progress_loop(
         .unwrap_or_default();
         let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
         let jobs: Vec<String> = jobs.iter().map(|(s, n)| format!("{s} {n}")).collect();
-        println!(
-            "[{:>6.1}s] orders {}/{planned} placed, {} accepted | {} | jobs: {} | kills: {} workers, {} api",
-            started.elapsed().as_secs_f64(),
-            tally.placed.load(Ordering::Relaxed),
+        let status = format!(
+            "{} accepted | {} | jobs: {} | kills: {} workers, {} api",
             tally.accepted.load(Ordering::Relaxed),
             if statuses.is_empty() { "no orders yet".to_owned() } else { statuses.join(", ") },
             if jobs.is_empty() { "idle".to_owned() } else { jobs.join(", ") },
             chaos.worker_kills.load(Ordering::Relaxed),
             chaos.api_restarts.load(Ordering::Relaxed),
         );
+        progress.update(tally.placed.load(Ordering::Relaxed), status);
     }
 }
 
-async fn pending_orders(pool: &SqlitePool) -> i64 {
+async fn pending_orders(pool: &AnyPool) -> i64 {
     sqlx::query_scalar("select count(*) from orders where status = 'pending'").fetch_one(pool).await.unwrap_or(1)
 }
 
@@ -190,6 +193,15 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
     let started = Instant::now();
     let deadline = started + config.timeout;
     let data_dir = tempfile::Builder::new().prefix("kassa-chaos-").tempdir().context("Failed to create a data dir")?;
+    let progress = Arc::new(Progress::start(
+        config.progress,
+        ProgressSpec {
+            label: "chaos".to_owned(),
+            unit: "orders placed",
+            total: config.orders as u64,
+            line_every: config.progress_every,
+        },
+    ));
     let sink = if config.smtp { Some(start_smtp_sink().await?) } else { None };
     let mail_dir: PathBuf = sink.as_ref().map_or_else(|| data_dir.path().join("outbox"), |s| s.maildir.clone());
     let mut worker_env = vec![
@@ -206,7 +218,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
         ("KASSA_CHECKOUT_RATE_PER_MIN".to_owned(), "1000000".to_owned()),
         ("KASSA_CHECKOUT_BURST".to_owned(), "1000000".to_owned()),
     ];
-    println!(
+    progress.note(format_args!(
         "chaos: {} orders, {} users, {} workers, a kill every ~{:?}{}, seed {}, data in {}",
         config.orders,
         config.users,
@@ -215,20 +227,20 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
         if config.kill_api { " (API too)" } else { "" },
         config.seed,
         data_dir.path().display()
-    );
+    ));
     let spec = ClusterSpec { data_dir: data_dir.path().to_path_buf(), workers: config.workers, api_env, worker_env };
     let cluster = Cluster::start(spec).await?;
     let api = Arc::new(Api::new(cluster.base_url())?);
     let pool = open_pool(data_dir.path()).await?;
     let shop = Arc::new(workload::open_shop(&api, config.orders, config.users, deadline).await?);
     let admin = shop.admins[0].clone();
-    println!(
+    progress.note(format_args!(
         "chaos: {} customers, {} products ({} units of the scarce one), workers {:?}; starting the workload",
         shop.customers.len(),
         shop.regular.len() + 1,
         shop.scarce_stock,
         cluster.worker_ids()
-    );
+    ));
     let setup = started.elapsed();
 
     let tally = Arc::new(Tally::default());
@@ -239,13 +251,11 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
     let monkey =
         tokio::spawn(run_monkey(cluster, plan, rng.fork(), Arc::clone(&api), Arc::clone(&chaos), monkey_stopped));
     let (stop_progress, progress_stopped) = watch::channel(false);
-    let progress = tokio::spawn(progress_loop(
+    let progress_task = tokio::spawn(progress_loop(
         pool.clone(),
         Arc::clone(&tally),
         Arc::clone(&chaos),
-        config.orders,
-        started,
-        config.progress_every,
+        Arc::clone(&progress),
         progress_stopped,
     ));
 
@@ -297,8 +307,9 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
     };
     let settle = settle_started.elapsed();
     let _ = stop_progress.send(true);
-    let _ = progress.await;
-    println!("chaos: workload done, checking invariants");
+    let _ = progress_task.await;
+    progress.finish();
+    progress.note("chaos: workload done, checking invariants");
 
     let killed = chaos.killed();
     let inputs = checks::Inputs {

@@ -1,7 +1,7 @@
 //! The business invariants every test and the chaos harness check against
 //! the database after the work is done.
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 /// A broken invariant, in words.
 pub type Violation = String;
@@ -12,12 +12,15 @@ pub type Violation = String;
 /// - successful charges in the gateway ledger = orders confirmed or later +
 ///   refunded payments, at most one charge per order;
 /// - no order is left `pending` and no job `running`.
-pub async fn check(pool: &SqlitePool) -> Vec<Violation> {
+pub async fn check(pool: &AnyPool) -> Vec<Violation> {
     let mut violations = Vec::new();
     let stock: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-        "select p.id, p.initial_stock + coalesce((select sum(delta) from stock_adjustments a where a.product_id = p.id), 0),
+        "select p.id,
+                p.initial_stock
+                  + coalesce((select cast(sum(delta) as bigint) from stock_adjustments a where a.product_id = p.id), 0),
                 p.stock,
-                coalesce((select sum(i.quantity) from order_items i join stock_reservations r on r.order_id = i.order_id
+                coalesce((select cast(sum(i.quantity) as bigint)
+                          from order_items i join stock_reservations r on r.order_id = i.order_id
                           where i.product_id = p.id and r.released_at is null), 0)
          from products p",
     )
@@ -49,7 +52,7 @@ pub async fn check(pool: &SqlitePool) -> Vec<Violation> {
     }
     let double: i64 = sqlx::query_scalar(
         "select count(*) from (select order_id from sandbox_ledger where kind = 'charge' and outcome = 'succeeded'
-                               group by order_id having count(*) > 1)",
+                               group by order_id having count(*) > 1) as twice",
     )
     .fetch_one(pool)
     .await
@@ -82,7 +85,7 @@ pub async fn check(pool: &SqlitePool) -> Vec<Violation> {
 
 /// Whether every order reached a stable state and the queue has no job
 /// waiting or running (dead jobs are reported by [`check`]'s callers).
-pub async fn quiescent(pool: &SqlitePool) -> bool {
+pub async fn quiescent(pool: &AnyPool) -> bool {
     let busy: i64 = sqlx::query_scalar(
         "select (select count(*) from orders where status = 'pending')
               + (select count(*) from jobs where status in ('pending', 'running'))",

@@ -2,7 +2,10 @@
 //! tests check `/metrics` as a scraper would read it: every line must be a
 //! comment, a `# HELP`/`# TYPE` line or a well-formed sample, every sample's
 //! family must have HELP and TYPE, and label values are unescaped properly
-//! (`route="/products/{id}"` included).
+//! (`route="/products/{id}"` included). [`lint`] adds what Prometheus' own
+//! linter checks, and a second reading by an independent parser.
+
+pub mod lint;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,7 +1,8 @@
-//! Worker processes under test: a fresh SQLite file ([`QueueDb`]) and real
-//! `kassa-worker` processes on it ([`WorkerProcess`]) that can be stopped
-//! with SIGTERM or killed with SIGKILL. Waiting is always for a condition
-//! with a deadline, never a fixed sleep; every process is killed on drop.
+//! Worker processes under test: a fresh database ([`QueueDb`], on the
+//! test's backend) and real `kassa-worker` processes on it
+//! ([`WorkerProcess`]) that can be stopped with SIGTERM or killed with
+//! SIGKILL. Waiting is always for a condition with a deadline, never a fixed
+//! sleep; every process is killed on drop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,13 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use kassa_common::db::{DbArgs, Durability};
-use kassa_common::queue::{NewJob, SqliteJobStore};
-use sqlx::SqlitePool;
+use kassa_common::db::{Db, Durability};
+use kassa_common::queue::{DbJobStore, NewJob};
+use sqlx::AnyPool;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
+use crate::backend::TestDatabase;
 use crate::binaries::binary;
 
 /// Polls `check` every 20 ms until it returns true; fails after `timeout`
@@ -46,13 +48,17 @@ pub fn now_us() -> i64 {
         .map_or(0, |since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// A migrated SQLite file in a temporary directory.
+/// A migrated database on the test's backend (an SQLite file in a
+/// temporary directory, or a PostgreSQL database of its own).
 pub struct QueueDb {
+    /// The open database.
+    pub db: Db,
+    /// Its pool, for pushing jobs and checking results.
+    pub pool: AnyPool,
+    /// The job store on it.
+    pub store: DbJobStore,
+    database: TestDatabase,
     dir: tempfile::TempDir,
-    /// A pool on the file, for pushing jobs and checking results.
-    pub pool: SqlitePool,
-    /// The job store on `pool`.
-    pub store: SqliteJobStore,
 }
 
 impl QueueDb {
@@ -62,25 +68,27 @@ impl QueueDb {
     }
 
     /// A fresh database with this `synchronous` setting for the test's own
-    /// connections (workers get theirs from `KASSA_SQLITE_SYNCHRONOUS`).
+    /// connections on SQLite (workers get theirs from `KASSA_SQLITE_SYNCHRONOUS`).
     pub async fn with_durability(durability: Durability) -> anyhow::Result<QueueDb> {
         let dir = tempfile::tempdir().context("Failed to create a temp dir")?;
-        let pool = DbArgs::in_dir(dir.path(), durability)
-            .connect_and_migrate()
-            .await
-            .context("Failed to create the test database")?;
-        let store = SqliteJobStore::new(pool.clone());
-        Ok(QueueDb { dir, pool, store })
+        let database = TestDatabase::create(dir.path()).await;
+        let args = kassa_common::db::DbArgs {
+            database_url: Some(database.url().to_owned()),
+            ..kassa_common::db::DbArgs::in_dir(dir.path(), durability)
+        };
+        let db = args.open().await.context("Failed to create the test database")?;
+        let store = DbJobStore::new(db.clone());
+        Ok(QueueDb { pool: db.pool().clone(), db, store, database, dir })
+    }
+
+    /// `KASSA_DATABASE_URL` for processes on this database.
+    pub fn url(&self) -> &str {
+        self.database.url()
     }
 
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
-    }
-
-    /// The database file.
-    pub fn path(&self) -> PathBuf {
-        self.dir.path().join("kassa.db")
     }
 
     /// Pushes `probe` jobs with these JSON payloads, in one transaction.
@@ -100,7 +108,7 @@ impl QueueDb {
     /// How many jobs are in `state`.
     pub async fn count_in_state(&self, state: &str) -> anyhow::Result<i64> {
         let count: i64 =
-            sqlx::query_scalar("select count(*) from jobs where status = ?1").bind(state).fetch_one(&self.pool).await?;
+            sqlx::query_scalar("select count(*) from jobs where status = $1").bind(state).fetch_one(&self.pool).await?;
         Ok(count)
     }
 
@@ -166,7 +174,7 @@ pub fn worker_command(db: &QueueDb, spec: &WorkerSpec) -> Command {
         .env("RUST_LOG", "info")
         .env("KASSA_LOG_FORMAT", "text")
         .env("KASSA_DATA_DIR", db.data_dir())
-        .env("KASSA_DATABASE_URL", format!("sqlite://{}", db.path().display()))
+        .env("KASSA_DATABASE_URL", db.url())
         .env("KASSA_SQLITE_SYNCHRONOUS", "normal")
         .env("KASSA_WORKER_ID", &spec.worker_id)
         .env("KASSA_WORKER_CONCURRENCY", spec.concurrency.to_string())

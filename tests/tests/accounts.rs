@@ -5,6 +5,7 @@ use std::time::Duration;
 use kassa_tests::app::{ADMIN_SECRET, AppOptions, PASSWORD, TestApp};
 use serde_json::json;
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn registration_returns_the_user_without_any_password_material() {
     let app = TestApp::spawn().await;
@@ -15,7 +16,9 @@ async fn registration_returns_the_user_without_any_password_material() {
     let text = user.to_string();
     assert!(!text.contains("password") && !text.contains("argon2"), "{text}");
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn invalid_registrations_list_every_bad_field_and_create_nothing() {
     let app = TestApp::spawn().await;
@@ -29,7 +32,9 @@ async fn invalid_registrations_list_every_bad_field_and_create_nothing() {
     let login = app.post("/auth/login", None, &json!({"username": "a b", "password": "short"})).await;
     login.expect_problem(401);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn duplicate_usernames_and_emails_conflict() {
     let app = TestApp::spawn().await;
@@ -39,7 +44,9 @@ async fn duplicate_usernames_and_emails_conflict() {
     let problem = app.post("/auth/register", None, &same_email).await.expect_problem(409);
     assert!(problem["detail"].as_str().expect("detail").contains("e-mail"));
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn admin_registration_needs_the_bootstrap_secret() {
     let app = TestApp::spawn().await;
@@ -51,7 +58,9 @@ async fn admin_registration_needs_the_bootstrap_secret() {
     let me = app.get("/auth/me", Some(&token)).await.expect(200);
     assert_eq!(me["role"], "admin");
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn a_generated_admin_secret_is_printed_once_and_works() {
     let app = TestApp::spawn_with(AppOptions::default().env("KASSA_ADMIN_SECRET", "")).await;
@@ -67,7 +76,9 @@ async fn a_generated_admin_secret_is_printed_once_and_works() {
     let body = json!({"username": "boss", "email": "boss@example.com", "password": PASSWORD, "secret_key": secret});
     app.post("/auth/register-admin", None, &body).await.expect(201);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn login_accepts_json_email_and_the_oauth2_password_form() {
     let app = TestApp::spawn().await;
@@ -87,7 +98,9 @@ async fn login_accepts_json_email_and_the_oauth2_password_form() {
     let me = app.get("/auth/me", reply["access_token"].as_str()).await.expect(200);
     assert_eq!(me["username"], "ana");
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn unknown_users_and_wrong_passwords_fail_identically() {
     let app = TestApp::spawn().await;
@@ -98,7 +111,9 @@ async fn unknown_users_and_wrong_passwords_fail_identically() {
     assert_eq!(unknown.status, 401);
     assert_eq!(wrong.body, unknown.body);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn auth_routes_are_rate_limited_per_client_with_retry_after() {
     let options = AppOptions::default().env("KASSA_AUTH_RATE_PER_MIN", "1").env("KASSA_AUTH_BURST", "3");
@@ -114,7 +129,9 @@ async fn auth_routes_are_rate_limited_per_client_with_retry_after() {
     // Other routes are not limited.
     app.get("/products/", None).await.expect(200);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn bad_tokens_are_refused_and_customers_cannot_use_admin_routes() {
     let app = TestApp::spawn().await;
@@ -129,11 +146,13 @@ async fn bad_tokens_are_refused_and_customers_cannot_use_admin_routes() {
     app.get("/auth/me", Some(&"x".repeat(16 * 1024))).await.expect_problem(401);
     app.post("/products/", Some(&token), &product).await.expect_problem(403);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn tokens_survive_a_restart_with_the_generated_key() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = AppOptions { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let options = AppOptions::persistent(dir.path()).await;
     let first = TestApp::spawn_with(options.clone()).await;
     let (_, token) = first.customer("ana").await;
     drop(first);
@@ -143,13 +162,16 @@ async fn tokens_survive_a_restart_with_the_generated_key() {
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(key).expect("key file").permissions());
     assert_eq!(mode & 0o777, 0o600);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn the_create_admin_command_makes_an_admin_that_can_log_in() {
     let app = TestApp::spawn().await;
     let output = std::process::Command::new(kassa_tests::binaries::binary("kassa-api"))
         .args(["create-admin", "--username", "ops", "--email", "ops@example.com"])
         .env("KASSA_DATA_DIR", &app.data_dir)
+        .env("KASSA_DATABASE_URL", app.database_url())
         .env("KASSA_ADMIN_PASSWORD", PASSWORD)
         .output()
         .expect("create-admin runs");
@@ -158,11 +180,14 @@ async fn the_create_admin_command_makes_an_admin_that_can_log_in() {
     let me = app.get("/auth/me", Some(&token)).await.expect(200);
     assert_eq!(me["role"], "admin");
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn sigterm_shuts_the_api_down_cleanly() {
     let mut app = TestApp::spawn().await;
     app.process.signal("TERM");
     let status = app.process.wait_exit(Duration::from_secs(10)).expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
+}
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 const SETTLE: Duration = Duration::from_secs(30);
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn operator_routes_refuse_customers_with_403_and_anonymous_callers_with_401() {
     let app = TestApp::spawn().await;
@@ -21,7 +22,9 @@ async fn operator_routes_refuse_customers_with_403_and_anonymous_callers_with_40
         app.post(path, Some(&customer), &json!({"reason": "x"})).await.expect_problem(403);
     }
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn the_dashboard_counts_accounts_stock_orders_revenue_and_the_queue() {
     let app = TestApp::spawn().await;
@@ -89,7 +92,9 @@ async fn the_dashboard_counts_accounts_stock_orders_revenue_and_the_queue() {
     assert_eq!(charge["succeeded_last_minute"], 2, "{charge:#}");
     assert!(queue["finished_last_minute"].as_i64().expect("finished") >= 6, "2 reserve + 2 charge + transitions");
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn the_low_stock_threshold_is_configurable() {
     let app = TestApp::spawn_with(AppOptions::default().env("KASSA_LOW_STOCK_THRESHOLD", "1")).await;
@@ -99,4 +104,5 @@ async fn the_low_stock_threshold_is_configurable() {
     let dashboard = app.get("/admin/dashboard", Some(&admin)).await.expect(200);
     assert_eq!(dashboard["low_stock_threshold"], 1);
     assert_eq!(dashboard["low_stock"], json!([{"id": id(&last), "name": "Last one", "sku": null, "stock": 1}]));
+}
 }

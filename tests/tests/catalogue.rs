@@ -9,6 +9,7 @@ fn names(page: &Value) -> Vec<String> {
     page["items"].as_array().expect("items").iter().map(|p| p["name"].as_str().expect("name").to_owned()).collect()
 }
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn seed_flow_admin_adds_products_and_a_customer_finds_them() {
     let app = TestApp::spawn().await;
@@ -24,7 +25,9 @@ async fn seed_flow_admin_adds_products_and_a_customer_finds_them() {
     let one = app.get(&format!("/products/{}", lamp["id"]), None).await.expect(200);
     assert_eq!(one["name"], "Desk lamp");
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn search_ranks_name_matches_first_and_combines_with_filters() {
     let app = TestApp::spawn().await;
@@ -59,7 +62,9 @@ async fn search_ranks_name_matches_first_and_combines_with_filters() {
     let sold_out = app.get("/products/?in_stock=false", None).await.expect(200);
     assert_eq!(names(&sold_out), ["Lamp"]);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn fts5_syntax_in_the_query_is_just_text() {
     let app = TestApp::spawn().await;
@@ -71,6 +76,7 @@ async fn fts5_syntax_in_the_query_is_just_text() {
         assert_eq!(reply.status, 200, "q={q:?}: {}", reply.body);
     }
 }
+}
 
 fn url_encode(text: &str) -> String {
     text.bytes()
@@ -78,6 +84,7 @@ fn url_encode(text: &str) -> String {
         .collect()
 }
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn limits_are_capped_and_bad_parameters_are_422() {
     let app = TestApp::spawn().await;
@@ -96,7 +103,9 @@ async fn limits_are_capped_and_bad_parameters_are_422() {
         app.get(&format!("/products/?{bad}"), None).await.expect_problem(422);
     }
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn admins_update_and_delete_products_and_deleted_ones_disappear() {
     let app = TestApp::spawn().await;
@@ -116,7 +125,9 @@ async fn admins_update_and_delete_products_and_deleted_ones_disappear() {
     assert_eq!(app.get("/products/?q=lamp", None).await.expect(200)["total"], 0);
     app.delete(&path, Some(&admin)).await.expect_problem(404);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn invalid_products_are_refused_with_every_field_named() {
     let app = TestApp::spawn().await;
@@ -133,7 +144,9 @@ async fn invalid_products_are_refused_with_every_field_named() {
     app.post("/products/", Some(&admin), &sku).await.expect_problem(409);
     assert_eq!(app.get("/products/", None).await.expect(200)["total"], 1);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn malformed_wrongly_typed_and_oversized_bodies_are_4xx_problems() {
     let app = TestApp::spawn().await;
@@ -153,4 +166,5 @@ async fn malformed_wrongly_typed_and_oversized_bodies_are_4xx_problems() {
     // connection, which a pooled client connection would trip over.
     let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(100 * 1024)).into_bytes();
     TestApp::reply(send(huge, "application/json").await.expect("sent")).await.expect_problem(413);
+}
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn seed_flow_cart_checkout_reaches_confirmed_and_the_admin_sees_it() {
     let app = TestApp::spawn().await;
@@ -48,7 +49,9 @@ async fn seed_flow_cart_checkout_reaches_confirmed_and_the_admin_sees_it() {
     assert_eq!(mine["total"], 1);
     app.assert_settled(SETTLE).await;
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn carts_check_stock_quantities_and_ownership() {
     let app = TestApp::spawn().await;
@@ -80,7 +83,9 @@ async fn carts_check_stock_quantities_and_ownership() {
     app.delete(&format!("/products/{}", id(&lamp)), Some(&admin)).await.expect(204);
     assert_eq!(app.get(&format!("/cart/{ana_id}"), Some(&ana)).await.expect(200)["items"], json!([]));
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn direct_orders_merge_lines_validate_and_write_nothing_when_refused() {
     let app = TestApp::spawn().await;
@@ -118,7 +123,9 @@ async fn direct_orders_merge_lines_validate_and_write_nothing_when_refused() {
     assert_eq!(by_admin["user_id"], bob_id);
     app.get(&format!("/orders/{}", id(&by_admin)), Some(&ana)).await.expect_problem(404);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn declined_cards_cancel_and_restore_stock_and_flaky_cards_confirm_after_retries() {
     let app = TestApp::spawn().await;
@@ -137,7 +144,9 @@ async fn declined_cards_cancel_and_restore_stock_and_flaky_cards_confirm_after_r
     assert_eq!(app.get(&format!("/products/{}", id(&lamp)), None).await.expect(200)["stock"], 6);
     app.assert_settled(SETTLE).await;
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn an_order_the_stock_cannot_cover_is_cancelled_out_of_stock() {
     let app = TestApp::spawn().await;
@@ -161,7 +170,9 @@ async fn an_order_the_stock_cannot_cover_is_cancelled_out_of_stock() {
     assert_eq!(app.get(&format!("/products/{}", id(&lamp)), None).await.expect(200)["stock"], 1);
     app.assert_settled(SETTLE).await;
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn checkout_replayed_with_the_same_idempotency_key_creates_one_order() {
     let app = TestApp::spawn().await;
@@ -214,7 +225,9 @@ async fn checkout_replayed_with_the_same_idempotency_key_creates_one_order() {
     assert_eq!(order_ids.len(), 1);
     assert_eq!(app.get("/orders/my-orders", Some(&ana)).await.expect(200)["total"], 3);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn the_api_with_an_embedded_worker_runs_the_whole_pipeline() {
     let app = TestApp::spawn_with(kassa_tests::app::AppOptions::default().env("KASSA_WITH_WORKER", "1")).await;
@@ -228,4 +241,5 @@ async fn the_api_with_an_embedded_worker_runs_the_whole_pipeline() {
     app.wait_for_status(id(&order), "confirmed", &ana, SETTLE).await;
     app.assert_settled(SETTLE).await;
     assert!(app.data_dir.join("outbox").read_dir().expect("outbox").next().is_some(), "e-mails went to the outbox");
+}
 }

@@ -1,20 +1,23 @@
-//! Both `/metrics` endpoints after a real workload: lint-clean by
-//! `promtool check metrics` (CI installs it; a missing promtool fails the
-//! test), with the key series at the values the workload implies; and the
-//! operator material in `docs/operations/` refers only to metrics a real
-//! scrape contains.
+//! Both `/metrics` endpoints after a real workload: read by two independent
+//! parsers of the Prometheus text format (ours, strict line by line, and the
+//! `openmetrics-parser` crate) that must agree, clean by the lint rules
+//! `promtool check metrics` applies (`kassa_tests::prometheus::lint`), with
+//! the key series at the values the workload implies; and the operator
+//! material in `docs/operations/` refers only to metrics a real scrape
+//! contains. Nothing outside the Rust toolchain is needed: `.ci/run` runs
+//! `promtool` itself on the scrapes this test saves (`KASSA_METRICS_SCRAPE_DIR`)
+//! and on the scrape configuration, as extra checks.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kassa_tests::admin::{scrape_api, scrape_worker, worker_metrics_url};
 use kassa_tests::app::{AppOptions, PASSWORD, TestApp};
 use kassa_tests::process::ChildProcess;
-use kassa_tests::prometheus::{self, Exposition};
+use kassa_tests::prometheus::{self, Exposition, lint};
 use serde_json::{Value, json};
+use yaml_rust2::YamlLoader;
 
 const SETTLE: Duration = Duration::from_secs(30);
 const METRICS_TOKEN: &str = "scrape-token-for-tests";
@@ -61,25 +64,28 @@ async fn run_workload() -> Workload {
     Workload { app, _worker: worker, worker_url }
 }
 
-/// Runs `promtool check metrics` on `text`; panics with its findings unless it passes.
-fn promtool_check(what: &str, text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("promtool is required for this test (Debian: apt-get install prometheus; .ci/run installs it): {e}")
-        });
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("metrics written to promtool");
-    let output = child.wait_with_output().expect("promtool ran");
+/// Checks `text` as a scraper and a linter would; panics with every
+/// finding. With `KASSA_METRICS_SCRAPE_DIR` set, also saves it there as
+/// `<what>.prom` for `.ci/run` to lint with promtool.
+fn check_exposition(what: &str, text: &str) -> Exposition {
+    let exposition = prometheus::parse(text).unwrap_or_else(|e| panic!("the {what} exposition: {e}\n{text}"));
+    if let Err(disagreement) = lint::cross_check(text, &exposition) {
+        panic!("the {what} exposition: {disagreement}\n--- scrape ---\n{text}");
+    }
+    let problems = lint::lint(&exposition);
     assert!(
-        output.status.success(),
-        "promtool check metrics failed on the {what} endpoint:\n{}{}\n--- scrape ---\n{text}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        problems.is_empty(),
+        "the {what} exposition fails the lint:\n{}\n--- scrape ---\n{text}",
+        problems.join("\n")
     );
+    let histograms = exposition.types.values().filter(|kind| *kind == "histogram").count();
+    assert!(histograms >= 1, "the {what} exposition has histograms to check");
+    if let Some(dir) = std::env::var_os("KASSA_METRICS_SCRAPE_DIR") {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("the scrape directory can be created");
+        std::fs::write(dir.join(format!("{}.prom", what.to_lowercase())), text).expect("the scrape is saved");
+    }
+    exposition
 }
 
 /// Polls the worker until its database sampler has run since the work settled.
@@ -99,14 +105,14 @@ async fn settled_worker_scrape(workload: &Workload) -> (String, Exposition) {
     }
 }
 
+kassa_tests::black_box! {
 #[tokio::test]
-async fn both_metrics_endpoints_pass_promtool_and_count_the_workload() {
+async fn both_metrics_endpoints_are_lint_clean_and_count_the_workload() {
     let workload = run_workload().await;
     let app = &workload.app;
     app.get("/metrics", None).await.expect_problem(401);
     let api_text = scrape_api(app, Some(METRICS_TOKEN)).await;
-    promtool_check("API", &api_text);
-    let api = prometheus::parse(&api_text).expect("valid API exposition");
+    let api = check_exposition("API", &api_text);
     assert_eq!(api.sum("kassa_checkouts_accepted_total", &[]), 2.0, "{api_text}");
     assert_eq!(api.sum("kassa_login_failures_total", &[]), 1.0);
     assert!(api.sum("kassa_rate_limited_requests_total", &[("scope", "auth")]) >= 1.0);
@@ -121,8 +127,8 @@ async fn both_metrics_endpoints_pass_promtool_and_count_the_workload() {
     assert_eq!(api.sum("kassa_http_requests_total", &accepted), 2.0);
     assert_eq!(api.types["kassa_http_request_duration_seconds"], "histogram");
 
-    let (worker_text, worker) = settled_worker_scrape(&workload).await;
-    promtool_check("worker", &worker_text);
+    let (worker_text, _) = settled_worker_scrape(&workload).await;
+    let worker = check_exposition("worker", &worker_text);
     for job_type in ["reserve_stock", "charge"] {
         let labels = [("job_type", job_type)];
         assert_eq!(worker.sum("kassa_jobs_started_total", &labels), 2.0, "{job_type}: {worker_text}");
@@ -140,6 +146,7 @@ async fn both_metrics_endpoints_pass_promtool_and_count_the_workload() {
     assert!(worker.has("kassa_sqlite_busy_retries_total"));
     assert!(worker.sum("kassa_job_claim_batch_size_count", &[]) >= 1.0);
     assert_eq!(worker.sum("kassa_stock_audit_violations", &[]), 0.0);
+}
 }
 
 fn docs_dir() -> PathBuf {
@@ -174,6 +181,7 @@ fn exprs(value: &Value, found: &mut Vec<String>) {
     }
 }
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn the_grafana_dashboard_and_scrape_config_refer_only_to_metrics_a_real_scrape_has() {
     let text = std::fs::read_to_string(docs_dir().join("grafana-dashboard.json")).expect("dashboard file");
@@ -202,19 +210,58 @@ async fn the_grafana_dashboard_and_scrape_config_refer_only_to_metrics_a_real_sc
     let missing: Vec<&String> = referenced.iter().filter(|name| !scraped.contains(name.as_str())).collect();
     assert!(missing.is_empty(), "the dashboard refers to metrics no endpoint serves: {missing:?}");
 
-    let config = docs_dir().join("prometheus.yml");
-    let output = Command::new("promtool")
-        .args(["check", "config", "--syntax-only"])
-        .arg(&config)
-        .output()
-        .unwrap_or_else(|e| panic!("promtool is required for this test (apt-get install prometheus): {e}"));
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let config = std::fs::read_to_string(config).expect("scrape config");
+    let config = std::fs::read_to_string(docs_dir().join("prometheus.yml")).expect("scrape config");
+    assert_scrape_config_is_well_formed(&config);
     assert!(config.contains("job_name: kassa-api") && config.contains("job_name: kassa-worker"));
     assert!(config.contains("credentials_file"), "the API job sends the metrics token");
+}
+}
+
+/// A Prometheus duration such as `15s` or `1m30s`.
+fn is_duration(text: &str) -> bool {
+    let mut rest = text;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = ["ms", "s", "m", "h", "d", "w", "y"].into_iter().find(|unit| rest[digits..].starts_with(unit));
+        let Some(unit) = unit.filter(|_| digits > 0) else { return false };
+        rest = &rest[digits + unit.len()..];
+        parts += 1;
+    }
+    parts > 0
+}
+
+/// What `promtool check config --syntax-only` checks of the parts we use
+/// (`.ci/run` runs promtool itself too): valid YAML; durations; every
+/// scrape job named once, with a path and `host:port` targets; the API job's
+/// bearer token read from a file.
+fn assert_scrape_config_is_well_formed(text: &str) {
+    let documents = YamlLoader::load_from_str(text).unwrap_or_else(|e| panic!("prometheus.yml is not valid YAML: {e}"));
+    let [config] = documents.as_slice() else { panic!("prometheus.yml holds one YAML document") };
+    for key in ["scrape_interval", "evaluation_interval"] {
+        let value = config["global"][key].as_str().unwrap_or_else(|| panic!("global.{key} is set"));
+        assert!(is_duration(value), "global.{key} is a duration, not {value:?}");
+    }
+    let jobs = config["scrape_configs"].as_vec().expect("scrape_configs is a list");
+    let mut names = BTreeSet::new();
+    for job in jobs {
+        let name = job["job_name"].as_str().expect("every scrape job has a job_name");
+        assert!(names.insert(name), "job_name {name} appears twice");
+        assert!(job["metrics_path"].as_str().is_some_and(|path| path.starts_with('/')), "{name}: metrics_path");
+        let static_configs = job["static_configs"].as_vec().unwrap_or_else(|| panic!("{name}: static_configs"));
+        for targets in static_configs.iter().map(|group| &group["targets"]) {
+            let targets = targets.as_vec().unwrap_or_else(|| panic!("{name}: targets is a list"));
+            assert!(!targets.is_empty(), "{name}: at least one target");
+            for target in targets {
+                let target = target.as_str().unwrap_or_else(|| panic!("{name}: a target is a string"));
+                let port = target.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok());
+                assert!(port.is_some(), "{name}: target {target:?} is host:port");
+            }
+        }
+    }
+    assert_eq!(names, BTreeSet::from(["kassa-api", "kassa-worker"]));
+    let api = jobs.iter().find(|job| job["job_name"].as_str() == Some("kassa-api")).expect("the kassa-api job");
+    let authorization = &api["authorization"];
+    assert_eq!(authorization["type"].as_str(), Some("Bearer"), "the API job sends a bearer token");
+    assert!(authorization["credentials_file"].as_str().is_some_and(|path| path.starts_with('/')));
 }

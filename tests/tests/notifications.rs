@@ -1,6 +1,8 @@
-//! Customer e-mail over a real SMTP server: the right e-mails in order, each
-//! exactly once, with correct parts and headers; a dead mail server delays
-//! e-mails but never orders; permanent refusals do not touch the order.
+//! Customer e-mail over a real SMTP server (started inside the test process,
+//! see `kassa_tests::smtp`): the right e-mails in order, each exactly once,
+//! with correct parts and headers; a dead mail server, or one that goes down
+//! and comes back, delays e-mails but never orders; permanent refusals do
+//! not touch the order.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use serde_json::json;
 
 const SETTLE: Duration = Duration::from_secs(60);
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn the_full_lifecycle_sends_each_email_once_in_order_with_both_parts() {
     let smtp = SmtpSink::start();
@@ -64,7 +67,9 @@ async fn the_full_lifecycle_sends_each_email_once_in_order_with_both_parts() {
     let detail = app.get(&format!("/orders/{order_id}"), Some(&ana)).await.expect(200);
     assert_eq!(detail["notifications"].as_array().expect("notifications").len(), 4);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn a_dead_mail_server_delays_emails_but_never_confirmations() {
     let port = free_port();
@@ -83,11 +88,12 @@ async fn a_dead_mail_server_delays_emails_but_never_confirmations() {
     for (order_id, token) in &orders {
         app.wait_for_status(*order_id, "confirmed", token, Duration::from_secs(20)).await;
     }
-    let pool = app.db().await;
-    let sent: i64 = sqlx::query_scalar("select count(*) from notifications").fetch_one(&pool).await.expect("count");
+    let db = app.db().await;
+    let pool = db.pool();
+    let sent: i64 = sqlx::query_scalar("select count(*) from notifications").fetch_one(pool).await.expect("count");
     assert_eq!(sent, 0, "nothing could be sent yet");
     let retried: i64 = sqlx::query_scalar("select count(*) from job_attempts a join jobs j on j.id = a.job_id where j.job_type = 'notify' and a.outcome = 'retry'")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .expect("count");
     assert!(retried > 0, "notify jobs failed transiently and were rescheduled");
@@ -103,10 +109,82 @@ async fn a_dead_mail_server_delays_emails_but_never_confirmations() {
     }
     assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
     let dead: i64 =
-        sqlx::query_scalar("select count(*) from jobs where status = 'dead'").fetch_one(&pool).await.expect("dead");
+        sqlx::query_scalar("select count(*) from jobs where status = 'dead'").fetch_one(pool).await.expect("dead");
     assert_eq!(dead, 0);
 }
+}
 
+kassa_tests::black_box! {
+#[tokio::test]
+async fn a_mail_server_that_goes_down_and_comes_back_gets_each_email_once() {
+    let mut smtp = SmtpSink::start();
+    let app = TestApp::spawn().await;
+    // Retries capped at 1 s so the test sees the e-mails soon after the server returns.
+    let _worker = app.spawn_worker(
+        "w1",
+        &[
+            ("KASSA_SMTP_URL", &smtp.url()),
+            ("KASSA_RETRY_MAX_MS", "1000"),
+            ("KASSA_MAIL_FROM", "Shop <orders@shop.example.com>"),
+        ],
+    );
+    let (_, admin) = app.admin("root").await;
+    let (_, ana) = app.customer("ana").await;
+    let lamp = app.product(&admin, "Lamp", 100, 10, "home").await;
+    let body = json!({"items": [{"product_id": id(&lamp), "quantity": 1}]});
+    let first = id(&app.post("/orders/", Some(&ana), &body).await.expect(202));
+    app.wait_for_status(first, "confirmed", &ana, SETTLE).await;
+    smtp.wait_for_messages(2, SETTLE);
+
+    // Down: the worker's pooled connection is cut and the port refuses.
+    smtp.stop();
+    let second = id(&app.post("/orders/", Some(&ana), &body).await.expect(202));
+    app.wait_for_status(second, "confirmed", &ana, SETTLE).await;
+    let db = app.db().await;
+    let pool = db.pool();
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let retried: i64 = sqlx::query_scalar(
+            "select count(*) from job_attempts a join jobs j on j.id = a.job_id
+             where j.job_type = 'notify' and a.outcome = 'retry'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("count");
+        if retried > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no notify job was retried while the server was down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent_for_second: i64 = sqlx::query_scalar("select count(*) from notifications where order_id = $1")
+        .bind(second)
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    assert_eq!(sent_for_second, 0, "nothing reached a stopped server");
+
+    // Up again on the same port: the retries deliver, none twice.
+    smtp.restart();
+    smtp.wait_for_messages(4, SETTLE);
+    app.assert_settled(SETTLE).await;
+    let mails = smtp.messages();
+    let ids: Vec<&str> = mails.iter().map(|m| m.header("message-id").expect("Message-ID")).collect();
+    let expected: Vec<String> =
+        [(first, "received"), (first, "confirmed"), (second, "received"), (second, "confirmed")]
+            .iter()
+            .map(|(order_id, event)| format!("<order-{order_id}-{event}@shop.example.com>"))
+            .collect();
+    let mut sorted_ids = ids.clone();
+    sorted_ids.sort_unstable();
+    let mut sorted_expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    sorted_expected.sort_unstable();
+    assert_eq!(sorted_ids, sorted_expected, "each (order, event) e-mail exactly once");
+    assert_eq!(ids, expected, "in arrival order: the first order's before the stop, then the second's in event order");
+}
+}
+
+kassa_tests::black_box! {
 #[tokio::test]
 async fn a_permanent_refusal_kills_the_email_job_not_the_order() {
     let smtp = SmtpSink::start();
@@ -122,12 +200,13 @@ async fn a_permanent_refusal_kills_the_email_job_not_the_order() {
         .await
         .expect(202);
     app.wait_for_status(id(&order), "confirmed", &token, SETTLE).await;
-    let pool = app.db().await;
+    let db = app.db().await;
+    let pool = db.pool();
     let deadline = std::time::Instant::now() + SETTLE;
     loop {
         let dead: Vec<(String,)> =
             sqlx::query_as("select last_error from jobs where job_type = 'notify' and status = 'dead'")
-                .fetch_all(&pool)
+                .fetch_all(pool)
                 .await
                 .expect("dead jobs");
         if dead.len() == 2 {
@@ -139,7 +218,9 @@ async fn a_permanent_refusal_kills_the_email_job_not_the_order() {
     }
     assert!(smtp.messages().is_empty());
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn without_smtp_emails_are_written_to_the_outbox() {
     let app = TestApp::spawn().await;
@@ -158,4 +239,5 @@ async fn without_smtp_emails_are_written_to_the_outbox() {
     assert_eq!(files.len(), 2, "received and confirmed");
     let mail = kassa_tests::smtp::parse(&std::fs::read(files[0].path()).expect("eml"));
     assert!(mail.header("subject").expect("subject").starts_with(&format!("Order #{}", id(&order))));
+}
 }

@@ -5,13 +5,16 @@ use std::collections::BTreeSet;
 
 use kassa_tests::app::{AppOptions, TestApp};
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn health_and_readiness_answer() {
     let app = TestApp::spawn().await;
     assert_eq!(app.get("/healthz", None).await.expect(200)["status"], "ok");
     assert_eq!(app.get("/readyz", None).await.expect(200)["status"], "ready");
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn the_openapi_document_lists_every_served_route_with_security() {
     let app = TestApp::spawn().await;
@@ -54,7 +57,9 @@ async fn the_openapi_document_lists_every_served_route_with_security() {
     assert_eq!(schemes["bearer_auth"]["scheme"], "bearer");
     assert_eq!(schemes["oauth2_password"]["flows"]["password"]["tokenUrl"], "/auth/login");
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary_and_redoc_exists() {
     let app = TestApp::spawn().await;
@@ -68,7 +73,9 @@ async fn swagger_ui_is_served_from_the_binary_and_redoc_exists() {
     let redoc = app.client.get(format!("{}/redoc", app.base_url)).send().await.expect("sent");
     assert_eq!(redoc.status(), 200);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn metrics_are_prometheus_text_with_requests_by_route_template() {
     let app = TestApp::spawn().await;
@@ -87,7 +94,9 @@ async fn metrics_are_prometheus_text_with_requests_by_route_template() {
     assert_eq!(scrape.types["kassa_http_request_duration_seconds"], "histogram");
     assert!(scrape.has("kassa_http_request_duration_seconds_bucket"));
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test]
 async fn metrics_can_require_a_token() {
     let app = TestApp::spawn_with(AppOptions::default().env("KASSA_METRICS_TOKEN", "scrape-me")).await;
@@ -95,4 +104,5 @@ async fn metrics_can_require_a_token() {
     app.get("/metrics", Some("wrong")).await.expect_problem(401);
     let ok = app.client.get(format!("{}/metrics", app.base_url)).bearer_auth("scrape-me").send().await.expect("sent");
     assert_eq!(ok.status(), 200);
+}
 }

@@ -14,6 +14,7 @@ async fn app_with_known_key() -> TestApp {
     TestApp::spawn_with(AppOptions::default().env("KASSA_JWT_SECRET", JWT_SECRET)).await
 }
 
+kassa_tests::black_box! {
 /// API1 — Broken object level authorization: carts and orders of others.
 #[tokio::test]
 async fn api1_objects_of_other_users_are_out_of_reach() {
@@ -38,7 +39,9 @@ async fn api1_objects_of_other_users_are_out_of_reach() {
     app.get(&format!("/orders/{}", id(&order)), Some(&ana)).await.expect(200);
     app.get(&format!("/orders/{}", id(&order)), Some(&admin)).await.expect(200);
 }
+}
 
+kassa_tests::black_box! {
 /// API2 — Broken authentication: throttled logins, uniform failures.
 #[tokio::test]
 async fn api2_logins_are_throttled_and_failures_say_nothing() {
@@ -60,7 +63,9 @@ async fn api2_logins_are_throttled_and_failures_say_nothing() {
     }
     assert!(limited, "password guessing is throttled");
 }
+}
 
+kassa_tests::black_box! {
 /// API3 — Broken object property level authorization: mass assignment and
 /// excessive data exposure.
 #[tokio::test]
@@ -89,7 +94,9 @@ async fn api3_clients_cannot_set_protected_fields_or_see_hashes() {
         assert!(!text.contains("password") && !text.contains("$argon2"), "{path} leaks: {text}");
     }
 }
+}
 
+kassa_tests::black_box! {
 /// API4 — Unrestricted resource consumption: body size, page size caps.
 #[tokio::test]
 async fn api4_bodies_and_pages_are_bounded() {
@@ -106,7 +113,9 @@ async fn api4_bodies_and_pages_are_bounded() {
     let huge = json!({"username": "x".repeat(70 * 1024), "email": "a@b.co", "password": PASSWORD});
     app.post("/auth/register", None, &huge).await.expect_problem(413);
 }
+}
 
+kassa_tests::black_box! {
 /// API5 — Broken function level authorization: every admin route, every method.
 #[tokio::test]
 async fn api5_admin_functions_refuse_customers_under_every_method() {
@@ -134,7 +143,9 @@ async fn api5_admin_functions_refuse_customers_under_every_method() {
         assert_eq!(anonymous.status, 401, "{method} {path} without a token");
     }
 }
+}
 
+kassa_tests::black_box! {
 /// API6 — Unrestricted access to sensitive business flows: checkout spam.
 #[tokio::test]
 async fn api6_checkout_spam_is_rate_limited_per_user() {
@@ -153,7 +164,9 @@ async fn api6_checkout_spam_is_rate_limited_per_user() {
     limited.expect_problem(429);
     app.post("/orders/", Some(&bob), &body).await.expect(202);
 }
+}
 
+kassa_tests::black_box! {
 /// API7 — Server-side request forgery: no input makes the server fetch a URL.
 #[tokio::test]
 async fn api7_no_request_field_is_a_url_the_server_would_fetch() {
@@ -173,7 +186,9 @@ async fn api7_no_request_field_is_a_url_the_server_would_fetch() {
     }
     assert!(suspicious.is_empty(), "URL-like inputs: {suspicious:?}");
 }
+}
 
+kassa_tests::black_box! {
 /// API8 — Security misconfiguration: no stack traces, TRACE refused, no CORS
 /// by default, metrics exposure as configured.
 #[tokio::test]
@@ -207,7 +222,9 @@ async fn api8_misconfigurations_are_closed() {
         200
     );
 }
+}
 
+kassa_tests::black_box! {
 /// API9 — Improper inventory management: served routes are the documented ones.
 #[tokio::test]
 async fn api9_every_documented_route_is_served_and_nothing_else_is() {
@@ -228,7 +245,9 @@ async fn api9_every_documented_route_is_served_and_nothing_else_is() {
         assert_eq!(reply.status, 404, "{undocumented} answers {}", reply.status);
     }
 }
+}
 
+kassa_tests::black_box! {
 /// API10 — Unsafe consumption of APIs: mail headers cannot be injected
 /// through any text a client controls.
 #[tokio::test]
@@ -245,11 +264,13 @@ async fn api10_no_client_text_can_smuggle_a_mail_header() {
     let product = json!({"name": "Lamp\r\nBcc: x@evil.example", "price_cents": 1, "stock": 1, "category": "home"});
     app.post("/products/", Some(&admin), &product).await.expect_problem(422);
 }
+}
 
 fn forge(claims: &Value, secret: &str) -> String {
     encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes())).expect("encode")
 }
 
+kassa_tests::black_box! {
 /// Token attacks: alg none, wrong key, expired, not yet valid, wrong audience
 /// or issuer, tampered payload, oversized token.
 #[tokio::test]
@@ -290,4 +311,5 @@ async fn jwt_attacks_are_all_refused() {
         let admin_only = app.get("/admin/dashboard", Some(&attack)).await;
         assert_eq!(admin_only.status, 401, "{name} reached an admin route");
     }
+}
 }

@@ -17,6 +17,7 @@ async fn customers(app: &TestApp, count: usize) -> Vec<String> {
     tokens
 }
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_checkouts_never_oversell_the_last_units() {
     let app = Arc::new(TestApp::spawn().await);
@@ -53,7 +54,9 @@ async fn concurrent_checkouts_never_oversell_the_last_units() {
     assert_eq!(charges, 100);
     drop(workers);
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_killed_mid_flight_lose_nothing_and_charge_once() {
     let app = Arc::new(TestApp::spawn().await);
@@ -99,11 +102,13 @@ async fn workers_killed_mid_flight_lose_nothing_and_charge_once() {
         assert!(status == "confirmed" || status == "cancelled", "order {order_id} is {status}");
     }
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn orders_acknowledged_before_the_api_is_killed_all_complete() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = AppOptions { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let options = AppOptions::persistent(dir.path()).await;
     let mut app = TestApp::spawn_with(options.clone()).await;
     let (_, admin) = app.admin("root").await;
     let product = app.product(&admin, "Lamp", 100, 1000, "home").await;
@@ -125,4 +130,5 @@ async fn orders_acknowledged_before_the_api_is_killed_all_complete() {
         app.wait_for_status(order_id, "confirmed", token, SETTLE).await;
     }
     app.assert_settled(SETTLE).await;
+}
 }

@@ -15,6 +15,7 @@ fn spec(name: &str) -> WorkerSpec {
     spec
 }
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_of_a_killed_worker_are_rescued_soon_after_the_lease_expires() -> anyhow::Result<()> {
     let db = QueueDb::new().await?;
@@ -56,4 +57,5 @@ async fn jobs_of_a_killed_worker_are_rescued_soon_after_the_lease_expires() -> a
     survivor.terminate()?;
     assert!(survivor.wait_for_exit(Duration::from_secs(15)).await?.success());
     Ok(())
+}
 }

@@ -1,6 +1,7 @@
-//! Several `kassa-worker` processes on one SQLite file: every job runs, none
-//! runs twice at the same time, and contention for the write lock
-//! (SQLITE_BUSY) never kills a worker.
+//! Several `kassa-worker` processes on one database: every job runs, none
+//! runs twice at the same time, and on SQLite contention for the write lock
+//! (SQLITE_BUSY) never kills a worker; on PostgreSQL the claims skip each
+//! other's locked rows.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use anyhow::Context;
 use kassa_tests::worker::{QueueDb, WorkerProcess, WorkerSpec};
 use serde_json::json;
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_run_20000_jobs_each_exactly_once_and_never_concurrently() -> anyhow::Result<()> {
     const JOBS: i64 = 20_000;
@@ -56,7 +58,9 @@ async fn three_workers_run_20000_jobs_each_exactly_once_and_never_concurrently()
         busy_retries += scrape_counter(worker, "kassa_sqlite_busy_retries_total").await?;
     }
     eprintln!("SQLITE_BUSY retries across the three workers: {busy_retries}");
-    assert!(busy_retries > 0.0, "the test exercised SQLITE_BUSY");
+    if kassa_tests::backend::current() == kassa_common::db::Backend::Sqlite {
+        assert!(busy_retries > 0.0, "the test exercised SQLITE_BUSY");
+    }
     for worker in &workers {
         worker.terminate()?;
     }
@@ -65,6 +69,7 @@ async fn three_workers_run_20000_jobs_each_exactly_once_and_never_concurrently()
         assert!(status.success(), "{} exited with {status}", worker.worker_id);
     }
     Ok(())
+}
 }
 
 /// Sums every series of `name` on the worker's `/metrics`.

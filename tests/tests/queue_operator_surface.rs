@@ -7,6 +7,7 @@ use std::time::Duration;
 use kassa_tests::worker::{QueueDb, WorkerProcess, WorkerSpec, now_us, wait_until, worker_command};
 use serde_json::json;
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_serves_prometheus_metrics_with_help_text() -> anyhow::Result<()> {
     let db = QueueDb::new().await?;
@@ -39,7 +40,9 @@ async fn the_worker_serves_prometheus_metrics_with_help_text() -> anyhow::Result
     }
     Ok(())
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_configuration_is_refused_with_a_clear_message() -> anyhow::Result<()> {
     let db = QueueDb::new().await?;
@@ -57,7 +60,9 @@ async fn bad_configuration_is_refused_with_a_clear_message() -> anyhow::Result<(
     }
     Ok(())
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_in_another_process_starts_pushed_jobs_within_milliseconds() -> anyhow::Result<()> {
     let db = QueueDb::new().await?;
@@ -70,7 +75,7 @@ async fn an_idle_worker_in_another_process_starts_pushed_jobs_within_millisecond
         db.push_probes(&[json!({ "key": key })]).await?;
         wait_until("the job ran", Duration::from_secs(5), || async { Ok(db.count_in_state("succeeded").await? > key) })
             .await?;
-        let started_us: i64 = sqlx::query_scalar("select started_us from queue_probe_runs where probe_key = ?1")
+        let started_us: i64 = sqlx::query_scalar("select started_us from queue_probe_runs where probe_key = $1")
             .bind(key)
             .fetch_one(&db.pool)
             .await?;
@@ -84,4 +89,5 @@ async fn an_idle_worker_in_another_process_starts_pushed_jobs_within_millisecond
     assert!(median_ms < 60.0, "median {median_ms} ms");
     assert!(max_ms < 300.0, "max {max_ms} ms");
     Ok(())
+}
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use kassa_tests::worker::{QueueDb, WorkerProcess, WorkerSpec};
 use serde_json::json;
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_running_jobs_finish_leaves_the_rest_and_exits_zero() -> anyhow::Result<()> {
     let db = QueueDb::new().await?;
@@ -27,7 +28,9 @@ async fn sigterm_lets_running_jobs_finish_leaves_the_rest_and_exits_zero() -> an
     assert_eq!(db.scalar("select count(*) from jobs where status = 'pending' and attempts > 0").await?, 0);
     Ok(())
 }
+}
 
+kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_still_running_after_the_grace_period_is_handed_back_at_once() -> anyhow::Result<()> {
     let db = QueueDb::new().await?;
@@ -51,4 +54,5 @@ async fn a_job_still_running_after_the_grace_period_is_handed_back_at_once() -> 
     let _next = WorkerProcess::start(&db, WorkerSpec::new("next")).await?;
     db.wait_for_state_count("running", 1, Duration::from_secs(2)).await?;
     Ok(())
+}
 }

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kassa_common::payments::SandboxConfig;
-use kassa_common::queue::{QueueConfig, RetryPolicy};
+use crate::payments::SandboxConfig;
+use kassa_common::queue::RetryPolicy;
+
+use crate::queue::QueueConfig;
 
 use crate::mail::{MailConfig, Mailer};
 use crate::registry::Registry;

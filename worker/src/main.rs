@@ -52,10 +52,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(bind) = args.metrics_bind {
         telemetry::serve_metrics(bind, metrics).await?;
     }
-    let pool = args
+    let db = args
         .db
-        .connect_and_migrate()
+        .open()
         .await
         .map_err(|error| anyhow::anyhow!("{}", kassa_common::queue::outcome::error_chain(&error)))?;
-    kassa_worker::run_with_registry(config, pool, registry, kassa_common::shutdown::signal()).await
+    tracing::info!(backend = db.backend().as_str(), database = %db.target(), "database open");
+    let result = kassa_worker::run_with_registry(config, db.clone(), registry, kassa_common::shutdown::signal()).await;
+    db.close().await;
+    result
 }

@@ -13,9 +13,9 @@ use apalis::prelude::Task;
 use apalis_core::layers::Service;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use kassa_common::db::Db;
 use kassa_common::queue::{ClaimedJob, JobError, JobId, JobPayload, Outcome, RetryPolicies, RetryPolicy};
 use serde::de::DeserializeOwned;
-use sqlx::SqlitePool;
 use tracing::Instrument;
 
 use crate::services::Services;
@@ -23,8 +23,8 @@ use crate::services::Services;
 /// What a running job gets besides its payload.
 #[derive(Clone, Debug)]
 pub struct JobContext {
-    /// The database.
-    pub pool: SqlitePool,
+    /// The database: reads from its pool, writes as units of work.
+    pub db: Db,
     /// The job being run.
     pub job_id: JobId,
     /// This attempt's number, starting at 1.
@@ -123,7 +123,7 @@ impl Registry {
 #[derive(Clone)]
 pub struct Dispatcher {
     registry: Arc<Registry>,
-    pool: SqlitePool,
+    db: Db,
     worker_id: Arc<str>,
     services: Services,
     retry: Arc<RetryPolicies>,
@@ -136,16 +136,16 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// Runs `registry`'s handlers against `pool` as worker `worker_id`,
+    /// Runs `registry`'s handlers against `db` as worker `worker_id`,
     /// with `services` and the effective `retry` policies.
     pub fn new(
         registry: Arc<Registry>,
-        pool: SqlitePool,
+        db: Db,
         worker_id: Arc<str>,
         services: Services,
         retry: RetryPolicies,
     ) -> Dispatcher {
-        Dispatcher { registry, pool, worker_id, services, retry: Arc::new(retry) }
+        Dispatcher { registry, db, worker_id, services, retry: Arc::new(retry) }
     }
 }
 
@@ -171,7 +171,7 @@ impl Service<Task<ClaimedJob>> for Dispatcher {
             return futures::future::ready(Err(error)).boxed();
         };
         let ctx = JobContext {
-            pool: self.pool.clone(),
+            db: self.db.clone(),
             job_id: job.lease.job_id,
             attempt: job.attempt,
             worker_id: self.worker_id.clone(),
@@ -252,15 +252,15 @@ mod tests {
     async fn panics_are_transient_failures_and_bad_payloads_permanent_ones() {
         let mut registry = crate::registry_with_all_jobs();
         registry.register::<Panicky>();
-        let pool = SqlitePool::connect_lazy("sqlite::memory:").expect("pool");
+        let scratch = kassa_common::db::scratch::ScratchDb::sqlite().await;
         let outbox = tempfile::tempdir().expect("outbox");
         let config = crate::WorkerOptions::defaults()
             .with_data_dir(outbox.path())
             .into_config(&crate::registry_with_all_jobs())
             .expect("config");
-        let services = Services::new(&pool, &config);
+        let services = Services::new(&scratch.db, &config);
         let mut dispatcher =
-            Dispatcher::new(Arc::new(registry), pool, "test".into(), services, RetryPolicies::default());
+            Dispatcher::new(Arc::new(registry), scratch.db.clone(), "test".into(), services, RetryPolicies::default());
 
         let panicked = dispatcher.call(claimed("panicky", "{}")).await.expect_err("panics fail");
         assert!(panicked.is_transient());

@@ -6,31 +6,27 @@ use std::sync::Arc;
 
 use apalis::prelude::WorkerBuilder;
 use futures::FutureExt;
-use kassa_common::queue::{self, SqliteJobStore};
-use sqlx::SqlitePool;
+use kassa_common::db::Db;
+use kassa_common::queue::DbJobStore;
 
 use crate::config::WorkerConfig;
+use crate::queue;
 use crate::registry::{Dispatcher, Registry};
 use crate::services::Services;
 
 /// Runs every registered job type until `shutdown` resolves; see [`run_with_registry`].
-pub async fn run<F>(config: WorkerConfig, pool: SqlitePool, shutdown: F) -> anyhow::Result<()>
+pub async fn run<F>(config: WorkerConfig, db: Db, shutdown: F) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    run_with_registry(config, pool, crate::registry_with_all_jobs(), shutdown).await
+    run_with_registry(config, db, crate::registry_with_all_jobs(), shutdown).await
 }
 
 /// Claims and runs jobs of `config`'s types with `registry`'s handlers until
 /// `shutdown` resolves. Then it stops claiming, lets running jobs finish for
 /// up to the grace period, hands back every job it still holds (claimable at
 /// once by other workers) and returns `Ok`.
-pub async fn run_with_registry<F>(
-    config: WorkerConfig,
-    pool: SqlitePool,
-    registry: Registry,
-    shutdown: F,
-) -> anyhow::Result<()>
+pub async fn run_with_registry<F>(config: WorkerConfig, db: Db, registry: Registry, shutdown: F) -> anyhow::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -42,14 +38,16 @@ where
         lease_ms = config.queue.lease.as_millis() as u64,
         "worker {worker_id} starting"
     );
-    queue::metrics::register_zeroes(&config.queue.job_types);
+    kassa_common::queue::metrics::register_zeroes(&config.queue.job_types);
     let sampler = config.queue.stats_every.map(|every| {
-        tokio::spawn(crate::telemetry::sample_database(pool.clone(), config.queue.job_types.clone(), every))
+        tokio::spawn(crate::telemetry::sample_database(db.pool().clone(), config.queue.job_types.clone(), every))
     });
-    let store = SqliteJobStore::new(pool.clone());
+    // On PostgreSQL, new jobs pushed on any host wake this worker at once.
+    let listener = kassa_common::queue::postgres::listen(&db);
+    let store = DbJobStore::new(db.clone());
     let (backend, runtime) = queue::start(store, config.queue.clone());
-    let services = Services::new(&pool, &config);
-    let dispatcher = Dispatcher::new(Arc::new(registry), pool, worker_id.clone(), services, config.queue.retry.clone());
+    let services = Services::new(&db, &config);
+    let dispatcher = Dispatcher::new(Arc::new(registry), db, worker_id.clone(), services, config.queue.retry.clone());
     // Panics are caught by the dispatcher, not by apalis' `catch_panic()`:
     // that layer's `fn(&Box<dyn Any + Send>)` type defeats rustc's `Send`
     // proof for this future, and callers need to `tokio::spawn` it.
@@ -76,8 +74,8 @@ where
     // Whatever happened, give back what we hold so other workers need not
     // wait for our leases to expire.
     runtime.shutdown().await;
-    if let Some(sampler) = sampler {
-        sampler.abort();
+    for task in [sampler, listener].into_iter().flatten() {
+        task.abort();
     }
     tracing::info!(worker_id = %worker_id, "worker {worker_id} stopped");
     result
@@ -87,7 +85,7 @@ where
 mod tests {
     use std::time::Duration;
 
-    use kassa_common::db::{DbArgs, Durability, begin_write};
+    use kassa_common::db::scratch::ScratchDb;
     use kassa_common::queue::{NewJob, enqueue};
 
     use super::*;
@@ -114,24 +112,15 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_push_in_this_process_wakes_an_idle_worker_at_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pool = DbArgs {
-            data_dir: dir.path().to_path_buf(),
-            database_url: None,
-            sqlite_synchronous: Durability::Normal,
-            db_max_connections: 8,
-            db_busy_timeout_ms: 5_000,
-        }
-        .connect_and_migrate()
-        .await
-        .expect("database");
+        let scratch = ScratchDb::sqlite().await;
+        let db = scratch.db.clone();
         let registry = crate::registry_with_all_jobs();
         let mut config = options().into_config(&registry).expect("config");
         // Polling so slow that only the in-process wake-up explains a fast start.
         config.queue.poll_min = Duration::from_secs(2);
         config.queue.poll_max = Duration::from_secs(2);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = tokio::spawn(run_with_registry(config, pool.clone(), registry, async {
+        let worker = tokio::spawn(run_with_registry(config, db.clone(), registry, async {
             let _ = stopped.await;
         }));
 
@@ -140,15 +129,18 @@ mod tests {
             // Let the worker fall idle between pushes.
             tokio::time::sleep(Duration::from_millis(50)).await;
             let pushed_us = now_us();
-            let mut tx = begin_write(&pool).await.expect("begin");
             let job = NewJob::new(&Probe { key, ..Probe::default() }).expect("job");
-            enqueue(&mut tx, &job).await.expect("enqueue");
-            tx.commit().await.expect("commit");
+            db.write(move |tx| {
+                let job = job.clone();
+                Box::pin(async move { enqueue(tx, &job).await })
+            })
+            .await
+            .expect("enqueue");
             let started_us = loop {
                 let started: Option<i64> =
                     sqlx::query_scalar("select started_us from queue_probe_runs where probe_key = ?1")
                         .bind(key)
-                        .fetch_optional(&pool)
+                        .fetch_optional(db.pool())
                         .await
                         .expect("query");
                 if let Some(started) = started {
@@ -167,7 +159,7 @@ mod tests {
         stop.send(()).expect("worker is running");
         worker.await.expect("join").expect("the worker stops cleanly");
         let running: i64 = sqlx::query_scalar("select count(*) from jobs where status <> 'succeeded'")
-            .fetch_one(&pool)
+            .fetch_one(db.pool())
             .await
             .expect("count");
         assert_eq!(running, 0);

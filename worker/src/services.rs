@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use kassa_common::payments::{PaymentGateway, SandboxGateway};
-use sqlx::SqlitePool;
+use kassa_common::db::Db;
 
 use crate::config::WorkerConfig;
 use crate::mail::Mailer;
+use crate::payments::{PaymentGateway, SandboxGateway};
 
 /// Shared services, cheap to clone.
 #[derive(Clone)]
@@ -25,10 +25,10 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
-    /// The services a worker on `pool` uses, as configured.
-    pub fn new(pool: &SqlitePool, config: &WorkerConfig) -> Services {
+    /// The services a worker on `db` uses, as configured.
+    pub fn new(db: &Db, config: &WorkerConfig) -> Services {
         Services {
-            gateway: Arc::new(SandboxGateway::new(pool.clone(), config.payments.clone())),
+            gateway: Arc::new(SandboxGateway::new(db.clone(), config.payments.clone())),
             mailer: config.mailer.clone(),
         }
     }

@@ -11,7 +11,7 @@ use kassa_common::queue::metrics;
 use kassa_common::store::admin::samples as admin_samples;
 use kassa_common::store::admin::{dashboard, stock_audit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::net::TcpListener;
 
 /// Log output format.
@@ -50,11 +50,16 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
             &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 300.0],
         )?
         .set_buckets_for_metric(
+            Matcher::Full(kassa_common::db::GROUP_COMMIT_UNITS.to_owned()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+        )?
+        .set_buckets_for_metric(
             Matcher::Full(metrics::CLAIM_BATCH_SIZE.to_owned()),
             &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
         )?
         .install_recorder()?;
     metrics::describe();
+    kassa_common::db::describe_metrics();
     describe_job_metrics();
     Ok(handle)
 }
@@ -104,7 +109,7 @@ pub fn describe_job_metrics() {
 /// retry per job type, and the stock-audit violation count. Each is a few
 /// indexed reads; the audit reads every live reservation, which stays cheap
 /// for shops of ordinary size (see the README's "Operating Kassa").
-pub async fn sample_database(pool: SqlitePool, job_types: Vec<String>, every: Duration) {
+pub async fn sample_database(pool: AnyPool, job_types: Vec<String>, every: Duration) {
     let job_types: Vec<&str> = job_types.iter().map(String::as_str).collect();
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -116,7 +121,7 @@ pub async fn sample_database(pool: SqlitePool, job_types: Vec<String>, every: Du
     }
 }
 
-async fn sample_once(pool: &SqlitePool, job_types: &[&str]) -> Result<(), sqlx::Error> {
+async fn sample_once(pool: &AnyPool, job_types: &[&str]) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let overview = dashboard::queue_overview(&mut conn, job_types, kassa_common::db::now_ms()).await?;
     let violations = stock_audit::violation_count(&mut conn).await?;

@@ -9,22 +9,39 @@ use serde::{Deserialize, Serialize};
 /// 1,000 units can never overflow an `i64`.
 pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000_000;
 
-/// An ISO 4217-shaped currency code: three upper-case ASCII letters.
+/// An active ISO 4217 currency code, such as `USD`, `EUR` or `JPY`: three
+/// upper-case letters naming a currency in circulation today. Superseded
+/// codes (`HRK`, `BGN`), fund codes (`BOV`, `CHE`) and the special codes for
+/// metals, testing and "no currency" (`XAU`, `XTS`, `XXX`) are refused. The
+/// list is the `iso_currency` crate's, kept current by its maintainers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, example = "USD")]
 pub struct Currency(String);
 
 impl Currency {
-    /// Parses a currency code; lower case is accepted and normalised.
+    /// Parses a currency code exactly as ISO 4217 spells it: upper case, no
+    /// surrounding whitespace.
     pub fn parse(code: &str) -> Result<Self, String> {
-        let code = code.trim().to_ascii_uppercase();
-        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(code))
-        } else {
-            Err("must be a three-letter currency code such as USD".into())
+        match iso_currency::Currency::from_code(code) {
+            Some(currency) if is_in_circulation(currency) => Ok(Self(currency.code().to_owned())),
+            Some(currency) => Err(match currency.is_superseded() {
+                Some(successor) => format!("{code} is no longer in use; it was replaced by {}", successor.code()),
+                None => format!("{code} is not a currency in circulation (fund, metal or test code)"),
+            }),
+            None => Err("must be an ISO 4217 currency code in upper case, such as USD or EUR".into()),
         }
     }
+}
+
+fn is_in_circulation(currency: iso_currency::Currency) -> bool {
+    currency.is_superseded().is_none() && !currency.is_fund() && !currency.is_special()
+}
+
+/// Digits after the decimal point of `code`'s amounts; 2 for an unknown
+/// code (a currency stored before codes were checked).
+fn minor_unit_digits(code: &str) -> u32 {
+    iso_currency::Currency::from_code(code).and_then(iso_currency::Currency::exponent).map_or(2, u32::from)
 }
 
 impl AsRef<str> for Currency {
@@ -63,14 +80,15 @@ pub fn parse_price_cents(cents: i64) -> Result<i64, String> {
     }
 }
 
-/// Formats an amount for people: `USD 1,234.50`. Currencies are shown with
-/// two decimals, which holds for the currencies Kassa is configured with;
-/// zero-decimal currencies (JPY) print their minor units as whole units.
+/// Formats an amount for people: `USD 1,234.50`, `JPY 1,500`,
+/// `BHD 1.234`: as many decimals as the currency has minor units (ISO 4217's
+/// exponent; two for an unknown code).
 pub fn format_money(amount_cents: i64, currency: &str) -> String {
-    let zero_decimal = matches!(currency, "JPY" | "KRW" | "VND" | "CLP" | "ISK");
+    let digits_after_point = minor_unit_digits(currency);
     let sign = if amount_cents < 0 { "-" } else { "" };
     let abs = amount_cents.unsigned_abs();
-    let (whole, fraction) = if zero_decimal { (abs, None) } else { (abs / 100, Some(abs % 100)) };
+    let scale = 10_u64.pow(digits_after_point);
+    let (whole, fraction) = (abs / scale, abs % scale);
     let digits = whole.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
@@ -79,9 +97,11 @@ pub fn format_money(amount_cents: i64, currency: &str) -> String {
         }
         grouped.push(ch);
     }
-    match fraction {
-        Some(fraction) => format!("{currency} {sign}{grouped}.{fraction:02}"),
-        None => format!("{currency} {sign}{grouped}"),
+    if digits_after_point == 0 {
+        format!("{currency} {sign}{grouped}")
+    } else {
+        let width = digits_after_point as usize;
+        format!("{currency} {sign}{grouped}.{fraction:0width$}")
     }
 }
 
@@ -90,11 +110,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn currency_codes_are_normalised_and_checked() {
-        assert_eq!(Currency::parse("usd").map(String::from), Ok("USD".to_owned()));
-        assert!(Currency::parse("US").is_err());
-        assert!(Currency::parse("U$D").is_err());
-        assert!(Currency::parse("EURO").is_err());
+    fn currencies_are_active_iso_4217_codes() {
+        for code in ["USD", "EUR", "JPY", "GBP", "CHF", "BHD"] {
+            assert_eq!(Currency::parse(code).map(String::from), Ok(code.to_owned()));
+        }
+        for bad in ["XYZ", "usd ", "usd", " USD", "US", "U$D", "EURO", "", "XTS", "XXX", "XAU", "HRK", "BOV"] {
+            assert!(Currency::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Currency::parse("HRK").unwrap_err().contains("replaced by EUR"));
     }
 
     #[test]
@@ -110,6 +133,9 @@ mod tests {
         assert_eq!(format_money(5, "EUR"), "EUR 0.05");
         assert_eq!(format_money(-100_000_000, "USD"), "USD -1,000,000.00");
         assert_eq!(format_money(1500, "JPY"), "JPY 1,500");
+        assert_eq!(format_money(1234, "BHD"), "BHD 1.234");
+        assert_eq!(format_money(-5, "KWD"), "KWD -0.005");
+        assert_eq!(format_money(1234, "XYZ"), "XYZ 12.34");
     }
 
     #[test]

@@ -14,9 +14,8 @@ pub const MAX_ORDER_LINES: usize = 100;
 pub const DEFAULT_PAYMENT_METHOD: &str = "pm_card_visa";
 
 /// Where an order is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
 pub enum OrderStatus {
     /// Accepted; stock and payment not yet settled.
     Pending,
@@ -51,6 +50,11 @@ impl OrderStatus {
         }
     }
 
+    /// The status with this stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        OrderStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// Parses a stored or client-given name.
     pub fn parse(name: &str) -> Result<Self, String> {
         OrderStatus::ALL
@@ -80,6 +84,8 @@ impl OrderStatus {
         self.allowed_next().is_empty()
     }
 }
+
+crate::text_column!(OrderStatus);
 
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,6 +123,12 @@ impl CancelReason {
     /// (a free-text reason given by a person is not).
     pub fn parse(name: &str) -> Option<CancelReason> {
         CancelReason::ALL.into_iter().find(|reason| reason.as_str() == name)
+    }
+
+    /// The code of a cancellation a person asked for: `admin_request` for
+    /// an actor `admin:ID`, `customer_request` for anyone else.
+    pub fn requested_by(actor: &str) -> CancelReason {
+        if actor.starts_with("admin:") { CancelReason::AdminRequest } else { CancelReason::CustomerRequest }
     }
 
     /// The stored name.

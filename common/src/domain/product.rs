@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::money::{Currency, parse_price_cents};
+use super::text::reject_bidi_controls;
 use super::validation::ValidationErrors;
 
 /// Most units a product may hold in stock.
@@ -155,7 +156,8 @@ fn required<T>(errors: &mut ValidationErrors, field: &str, value: Option<T>) -> 
 }
 
 /// Text shown in e-mail subjects and lists: no control characters, so a
-/// product name can never smuggle a line break into a header.
+/// product name can never smuggle a line break into a header, and no
+/// bidirectional controls, so it cannot reorder what a reader sees.
 fn single_line(value: &str, field_max: usize) -> Result<String, String> {
     let value = value.trim();
     if value.is_empty() {
@@ -167,6 +169,7 @@ fn single_line(value: &str, field_max: usize) -> Result<String, String> {
     if value.chars().any(char::is_control) {
         return Err("must not contain control characters or line breaks".into());
     }
+    reject_bidi_controls(value)?;
     Ok(value.to_owned())
 }
 
@@ -185,6 +188,7 @@ fn parse_description(value: &str) -> Result<String, String> {
     if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err("must not contain control characters".into());
     }
+    reject_bidi_controls(value)?;
     Ok(value.trim().replace("\r\n", "\n"))
 }
 
@@ -229,8 +233,8 @@ pub enum ProductSort {
 /// A validated catalogue query.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProductQuery {
-    /// FTS5 match expression built from the client's words, if any.
-    pub fts_match: Option<String>,
+    /// The client's search words, lower-cased (at most 16); each matches as a prefix.
+    pub terms: Vec<String>,
     /// Exact category.
     pub category: Option<String>,
     /// Lowest price, inclusive.
@@ -295,7 +299,7 @@ impl ProductQuery {
         }
         errors.finish()?;
         Ok(Self {
-            fts_match: raw.q.and_then(fts5_match_expression),
+            terms: raw.q.map(search_terms).unwrap_or_default(),
             category: raw.category.map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned),
             min_price_cents: raw.min_price_cents,
             max_price_cents: raw.max_price_cents,
@@ -307,18 +311,32 @@ impl ProductQuery {
     }
 }
 
-/// Turns free text into a safe FTS5 expression: every word (letters and
-/// digits) becomes a quoted prefix term, all required. FTS5 syntax in the
-/// input (quotes, `NEAR`, `*`, `:`, parentheses, `-`) is never interpreted,
-/// so no query can make the match fail. `None` when there is no word.
+/// The words of free text: runs of letters and digits, lower-cased, at
+/// most 16. Everything else (quotes, `NEAR`, `*`, `:`, `&`, `!`,
+/// parentheses, `-`) separates words and is never interpreted.
+pub fn search_terms(q: &str) -> Vec<String> {
+    q.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()).take(16).map(str::to_lowercase).collect()
+}
+
+/// Turns free text into a safe SQLite FTS5 expression: every word becomes a
+/// quoted prefix term, all required, so no query can make the match fail.
+/// `None` when there is no word.
 pub fn fts5_match_expression(q: &str) -> Option<String> {
-    let terms: Vec<String> = q
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .take(16)
-        .map(|word| format!("\"{}\"*", word.to_lowercase()))
-        .collect();
-    if terms.is_empty() { None } else { Some(terms.join(" ")) }
+    fts5_match(&search_terms(q))
+}
+
+/// The FTS5 expression for search terms (see [`fts5_match_expression`]).
+pub fn fts5_match(terms: &[String]) -> Option<String> {
+    let quoted: Vec<String> = terms.iter().map(|term| format!("\"{term}\"*")).collect();
+    if quoted.is_empty() { None } else { Some(quoted.join(" ")) }
+}
+
+/// The PostgreSQL `tsquery` for search terms: every word a quoted prefix
+/// lexeme, all required (`'lam':* & 'desk':*`). Terms hold only letters and
+/// digits, so quoting cannot be broken. `None` when there is no word.
+pub fn tsquery_match(terms: &[String]) -> Option<String> {
+    let quoted: Vec<String> = terms.iter().map(|term| format!("'{term}':*")).collect();
+    if quoted.is_empty() { None } else { Some(quoted.join(" & ")) }
 }
 
 #[cfg(test)]
@@ -358,6 +376,24 @@ mod tests {
     }
 
     #[test]
+    fn shown_text_refuses_bidirectional_controls() {
+        let raw = RawProductFields {
+            name: Some("Lamp\u{202E}gpj.exe"),
+            description: Some("Warm \u{2066}light\u{2069}"),
+            category: Some("home\u{200F}"),
+            price_cents: Some(100),
+            stock: Some(1),
+            ..Default::default()
+        };
+        let errors = NewProduct::parse(&raw, &usd()).unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "description", "category"]);
+        assert!(errors.0[0].message.contains("U+202E"), "{errors:?}");
+        let patch = RawProductFields { name: Some("\u{061C}Lamp"), ..Default::default() };
+        assert!(ProductPatch::parse(&patch).is_err());
+    }
+
+    #[test]
     fn a_patch_validates_only_given_fields() {
         let patch = ProductPatch::parse(&RawProductFields { stock: Some(3), ..Default::default() }).expect("valid");
         assert_eq!(patch.stock, Some(3));
@@ -383,5 +419,12 @@ mod tests {
         );
         assert_eq!(fts5_match_expression(" *:()\" "), None);
         assert_eq!(fts5_match_expression("café"), Some("\"café\"*".into()));
+    }
+
+    #[test]
+    fn tsqueries_quote_every_word_as_a_required_prefix() {
+        assert_eq!(tsquery_match(&search_terms("Wireless  mouse")), Some("'wireless':* & 'mouse':*".into()));
+        assert_eq!(tsquery_match(&search_terms("a' | !b & (c")), Some("'a':* & 'b':* & 'c':*".into()));
+        assert_eq!(tsquery_match(&search_terms(" &|!' ")), None);
     }
 }

@@ -78,6 +78,8 @@ pub struct NewJob {
     pub payload: String,
     /// Makes a second push of the same (job type, key) a no-op.
     pub dedup_key: Option<String>,
+    /// The order the job acts for, so the order's timeline finds it.
+    pub order_id: Option<i64>,
     /// Not claimable before this instant (Unix ms); `None` means now.
     pub run_at_ms: Option<i64>,
 }
@@ -92,12 +94,18 @@ impl NewJob {
     pub fn raw<P: Serialize + ?Sized>(job_type: &str, payload: &P) -> Result<NewJob, QueueError> {
         let payload = serde_json::to_string(payload)
             .map_err(|source| QueueError::Encode { job_type: job_type.to_owned(), source })?;
-        Ok(NewJob { job_type: job_type.to_owned(), payload, dedup_key: None, run_at_ms: None })
+        Ok(NewJob { job_type: job_type.to_owned(), payload, dedup_key: None, order_id: None, run_at_ms: None })
     }
 
     /// Sets the dedup key: a second push with the same job type and key is a no-op.
     pub fn dedup_key(mut self, key: impl Into<String>) -> NewJob {
         self.dedup_key = Some(key.into());
+        self
+    }
+
+    /// Links the job to an order's timeline.
+    pub fn for_order(mut self, order_id: i64) -> NewJob {
+        self.order_id = Some(order_id);
         self
     }
 

@@ -22,7 +22,7 @@ pub const LEASE_RESCUES: &str = "kassa_lease_rescues_total";
 /// Results dropped because the lease had passed to another worker.
 pub const LEASES_LOST: &str = "kassa_leases_lost_total";
 /// Database-busy retries.
-pub const SQLITE_BUSY_RETRIES: &str = "kassa_sqlite_busy_retries_total";
+pub const SQLITE_BUSY_RETRIES: &str = crate::db::BUSY_RETRIES;
 /// Jobs by `job_type` and `state` (pending, running, dead), sampled from the database.
 pub const QUEUE_DEPTH: &str = "kassa_queue_depth";
 /// Age of the oldest due pending job, by `job_type`, sampled from the database.

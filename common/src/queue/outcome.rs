@@ -69,3 +69,11 @@ pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
     }
     text
 }
+
+impl crate::db::WriteError for JobError {
+    fn as_database_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            JobError::Transient(error) | JobError::Permanent(error) => error.downcast_ref::<sqlx::Error>(),
+        }
+    }
+}

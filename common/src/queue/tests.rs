@@ -1,23 +1,12 @@
-//! Store tests on a real SQLite file: each guarantee the queue gives,
-//! checked at the store's interface.
+//! Store tests: each guarantee the queue gives, checked at the store's
+//! interface on a real database — every test body runs on SQLite and, when
+//! `KASSA_TEST_POSTGRES_URL` is set, on PostgreSQL.
 
 use std::time::Duration;
 
 use super::*;
-use crate::db::{DbArgs, Durability, begin_write, now_ms};
-
-async fn store_with_busy_timeout(busy_timeout_ms: u64) -> (tempfile::TempDir, SqliteJobStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pool = DbArgs { db_busy_timeout_ms: busy_timeout_ms, ..DbArgs::in_dir(dir.path(), Durability::Normal) }
-        .connect_and_migrate()
-        .await
-        .expect("database");
-    (dir, SqliteJobStore::new(pool))
-}
-
-async fn store() -> (tempfile::TempDir, SqliteJobStore) {
-    store_with_busy_timeout(1000).await
-}
+use crate::db::scratch::ScratchDb;
+use crate::db::{DbArgs, Durability, now_ms};
 
 fn job(key: u32) -> NewJob {
     NewJob::raw("probe", &serde_json::json!({ "key": key })).expect("payload")
@@ -38,29 +27,30 @@ fn succeeded(job: &ClaimedJob, worker: &str) -> Ack {
     }
 }
 
-async fn state(store: &SqliteJobStore, id: JobId) -> JobState {
+async fn state(store: &DbJobStore, id: JobId) -> JobState {
     store.get_job(id).await.expect("get").expect("exists").state
 }
 
-#[tokio::test]
-async fn enqueue_commits_and_rolls_back_with_the_callers_transaction() {
-    let (_dir, store) = store().await;
-    let mut tx = begin_write(store.pool()).await.expect("begin");
+crate::on_both_backends! {
+async fn enqueue_commits_and_rolls_back_with_the_callers_transaction(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
+    let mut tx = scratch.db.begin_write().await.expect("begin");
     enqueue(&mut tx, &job(1)).await.expect("enqueue");
     tx.rollback().await.expect("rollback");
     let listed = store.list_jobs(&JobFilter { limit: 10, ..JobFilter::default() }).await.expect("list");
     assert!(listed.is_empty(), "a rolled back push leaves no job");
 
-    let mut tx = begin_write(store.pool()).await.expect("begin");
+    let mut tx = scratch.db.begin_write().await.expect("begin");
     let pushed = enqueue(&mut tx, &job(2)).await.expect("enqueue");
     tx.commit().await.expect("commit");
     assert!(matches!(pushed, Enqueued::Created(_)));
     assert_eq!(state(&store, pushed.job_id()).await, JobState::Pending);
 }
+}
 
-#[tokio::test]
-async fn a_second_push_with_the_same_dedup_key_is_a_no_op() {
-    let (_dir, store) = store().await;
+crate::on_both_backends! {
+async fn a_second_push_with_the_same_dedup_key_is_a_no_op(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
     let first = store.push(&job(1).dedup_key("order-7")).await.expect("push");
     let second = store.push(&job(2).dedup_key("order-7")).await.expect("push");
     let other_type = store.push(&NewJob::raw("other", &1).expect("payload").dedup_key("order-7")).await.expect("push");
@@ -70,10 +60,11 @@ async fn a_second_push_with_the_same_dedup_key_is_a_no_op() {
     let listed = store.list_jobs(&JobFilter { limit: 10, ..JobFilter::default() }).await.expect("list");
     assert_eq!(listed.len(), 2);
 }
+}
 
-#[tokio::test]
-async fn a_claim_gives_each_job_once_with_an_owner_expiry_and_token() {
-    let (_dir, store) = store().await;
+crate::on_both_backends! {
+async fn a_claim_gives_each_job_once_with_an_owner_expiry_and_token(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
     let jobs: Vec<NewJob> = (0..10).map(job).collect();
     store.push_many(&jobs).await.expect("push");
     let lease = Duration::from_secs(30);
@@ -95,10 +86,11 @@ async fn a_claim_gives_each_job_once_with_an_owner_expiry_and_token() {
     assert!(first[0].lease.token > 0);
     assert!(store.claim(&claim_request("c", 6, lease)).await.expect("claim").is_empty());
 }
+}
 
-#[tokio::test]
-async fn a_worker_whose_lease_was_taken_over_cannot_overwrite_the_new_holders_result() {
-    let (_dir, store) = store().await;
+crate::on_both_backends! {
+async fn a_worker_whose_lease_was_taken_over_cannot_overwrite_the_new_holders_result(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
     let id = store.push(&job(1)).await.expect("push").job_id();
     let stale = store.claim(&claim_request("a", 1, Duration::from_millis(1))).await.expect("claim");
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -125,10 +117,11 @@ async fn a_worker_whose_lease_was_taken_over_cannot_overwrite_the_new_holders_re
     let outcomes: Vec<_> = attempts.iter().map(|a| (a.attempt, a.outcome, a.worker_id.as_str())).collect();
     assert_eq!(outcomes, vec![(1, AttemptOutcome::Abandoned, "a"), (2, AttemptOutcome::Succeeded, "b")]);
 }
+}
 
-#[tokio::test]
-async fn heartbeats_keep_a_lease_and_expired_leases_are_rescued() {
-    let (_dir, store) = store().await;
+crate::on_both_backends! {
+async fn heartbeats_keep_a_lease_and_expired_leases_are_rescued(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
     store.push_many(&[job(1), job(2)]).await.expect("push");
     let claimed = store.claim(&claim_request("a", 2, Duration::from_millis(300))).await.expect("claim");
     // Extend only the first job's lease; the second one's worker "died".
@@ -146,10 +139,11 @@ async fn heartbeats_keep_a_lease_and_expired_leases_are_rescued() {
     assert_eq!(reclaimed[0].lease.job_id, claimed[1].lease.job_id);
     assert_eq!(reclaimed[0].last_error.as_deref(), Some("lease held by worker a expired"));
 }
+}
 
-#[tokio::test]
-async fn retries_are_scheduled_durably_and_dead_jobs_keep_their_error_until_requeued() {
-    let (_dir, store) = store().await;
+crate::on_both_backends! {
+async fn retries_are_scheduled_durably_and_dead_jobs_keep_their_error_until_requeued(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
     let id = store.push(&job(1)).await.expect("push").job_id();
     let claimed = store.claim(&claim_request("a", 1, Duration::from_secs(30))).await.expect("claim");
     let run_at_ms = now_ms() + 400;
@@ -180,9 +174,9 @@ async fn retries_are_scheduled_durably_and_dead_jobs_keep_their_error_until_requ
     let err = store.requeue_dead(id, "ops", None).await.expect_err("refused");
     assert!(matches!(err, QueueError::NotDead { state: JobState::Pending, .. }));
     let actions: Vec<(String, String)> =
-        sqlx::query_as("select action, actor from job_operator_actions where job_id = ?1")
+        sqlx::query_as("select action, actor from job_operator_actions where job_id = $1")
             .bind(id.0)
-            .fetch_all(store.pool())
+            .fetch_all(store.db().pool())
             .await
             .expect("actions");
     assert_eq!(actions, vec![("requeue".to_owned(), "ops@example.com".to_owned())]);
@@ -191,10 +185,11 @@ async fn retries_are_scheduled_durably_and_dead_jobs_keep_their_error_until_requ
     assert_eq!(outcomes, vec![(1, AttemptOutcome::Retry), (2, AttemptOutcome::Dead)]);
     assert_eq!(attempts[0].error.as_deref(), Some("smtp down"));
 }
+}
 
-#[tokio::test]
-async fn released_jobs_are_claimable_at_once_without_losing_an_attempt() {
-    let (_dir, store) = store().await;
+crate::on_both_backends! {
+async fn released_jobs_are_claimable_at_once_without_losing_an_attempt(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
     store.push_many(&[job(1), job(2)]).await.expect("push");
     let claimed = store.claim(&claim_request("a", 2, Duration::from_secs(30))).await.expect("claim");
     let releases: Vec<Release> = claimed
@@ -215,10 +210,11 @@ async fn released_jobs_are_claimable_at_once_without_losing_an_attempt() {
     assert_eq!(started.iter().map(|a| a.outcome).collect::<Vec<_>>(), vec![AttemptOutcome::Released]);
     assert!(store.attempts(claimed[1].lease.job_id).await.expect("attempts").is_empty());
 }
+}
 
-#[tokio::test]
-async fn retention_prunes_old_finished_jobs_in_batches_and_keeps_the_rest() {
-    let (_dir, store) = store().await;
+crate::on_both_backends! {
+async fn retention_prunes_old_finished_jobs_in_batches_and_keeps_the_rest(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
     let jobs: Vec<NewJob> = (0..7).map(job).collect();
     store.push_many(&jobs).await.expect("push");
     let claimed = store.claim(&claim_request("a", 5, Duration::from_secs(30))).await.expect("claim");
@@ -244,15 +240,16 @@ async fn retention_prunes_old_finished_jobs_in_batches_and_keeps_the_rest() {
     assert_eq!(remaining, vec![JobState::Pending, JobState::Pending, JobState::Dead]);
     let orphans: i64 =
         sqlx::query_scalar("select count(*) from job_attempts where job_id not in (select id from jobs)")
-            .fetch_one(store.pool())
+            .fetch_one(store.db().pool())
             .await
             .expect("count");
     assert_eq!(orphans, 0, "attempts go with their job");
 }
+}
 
-#[tokio::test]
-async fn stats_count_jobs_by_type_and_state() {
-    let (_dir, store) = store().await;
+crate::on_both_backends! {
+async fn stats_count_jobs_by_type_and_state(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
     store.push_many(&[job(1), job(2), job(3), NewJob::raw("notify", &1).expect("payload")]).await.expect("push");
     store.claim(&claim_request("a", 1, Duration::from_secs(30))).await.expect("claim");
     let stats = store.stats().await.expect("stats");
@@ -264,14 +261,20 @@ async fn stats_count_jobs_by_type_and_state() {
     );
     assert!(stats.oldest_pending_age_ms >= 0);
 }
+}
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_database_is_retried_never_fatal() {
     // A 1 ms busy timeout makes every contended statement fail with
     // SQLITE_BUSY at once, which the store must absorb.
-    let (_dir, store) = store_with_busy_timeout(1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = DbArgs { db_busy_timeout_ms: 1, ..DbArgs::in_dir(dir.path(), Durability::Normal) }
+        .open()
+        .await
+        .expect("database");
+    let store = DbJobStore::new(db.clone());
     store.push(&job(1)).await.expect("push");
-    let mut blocker = begin_write(store.pool()).await.expect("begin");
+    let mut blocker = db.begin_write().await.expect("begin");
     sqlx::query("update jobs set updated_at = updated_at").execute(&mut *blocker).await.expect("take the write lock");
     let claiming = tokio::spawn({
         let store = store.clone();
@@ -288,9 +291,10 @@ async fn a_locked_database_is_retried_never_fatal() {
 
 #[tokio::test]
 async fn the_claim_and_prune_queries_use_the_partial_indexes() {
-    let (_dir, store) = store().await;
+    let scratch = ScratchDb::sqlite().await;
+    let store = DbJobStore::new(scratch.db.clone());
     let plan = |sql: &'static str| {
-        let pool = store.pool().clone();
+        let pool = store.db().pool().clone();
         async move {
             let rows: Vec<(i64, i64, i64, String)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!("explain query plan {sql}")))

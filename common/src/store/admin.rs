@@ -23,6 +23,21 @@ pub(crate) const PAID_STATUSES_SQL: &str = "('confirmed', 'shipped', 'delivered'
 /// Milliseconds in a day.
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
+/// SQL selecting the exact sum of `expr` (non-negative minor units) as two
+/// columns that cannot overflow 64 bits however many orders a shop has:
+/// the sum of the billions and the sum of the remainders. Combine them with
+/// [`money_from_parts`].
+pub(crate) fn money_sum(expr: &str) -> String {
+    format!(
+        "cast(coalesce(sum(({expr}) / 1000000000), 0) as bigint), cast(coalesce(sum(({expr}) % 1000000000), 0) as bigint)"
+    )
+}
+
+/// The sum [`money_sum`] selected, in 128 bits.
+pub(crate) fn money_from_parts(billions: i64, remainder: i64) -> i128 {
+    i128::from(billions) * 1_000_000_000 + i128::from(remainder)
+}
+
 /// Milliseconds as fractional seconds, for ages and durations shown to operators.
 pub(crate) fn ms_to_seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0

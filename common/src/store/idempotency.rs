@@ -1,10 +1,14 @@
 //! `Idempotency-Key` records: the first response to a (user, key) pair,
-//! written in the same transaction as the effect it describes, and replayed
-//! to retries of the same request until it expires.
+//! written in the same unit of work as the effect it describes, and
+//! replayed to retries of the same request until it expires.
+//!
+//! A request claims its key first, in its own transaction: a placeholder
+//! row is inserted, so a concurrent request with the same key — in another
+//! API process or on another host — waits on that row (PostgreSQL) or on
+//! the write lock (SQLite) and then finds the committed first response.
+//! Neither can create a second effect.
 
-use sqlx::SqliteConnection;
-
-use crate::db::now_ms;
+use crate::db::{DbConn, now_ms};
 
 /// A stored first response.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -19,54 +23,86 @@ pub struct StoredResponse {
     pub location: Option<String>,
 }
 
-/// The live (unexpired) record for a user's key.
-pub async fn find(conn: &mut SqliteConnection, user_id: i64, key: &str) -> Result<Option<StoredResponse>, sqlx::Error> {
-    sqlx::query_as(
-        "select fingerprint, status_code, response_body, location from idempotency_keys
-         where user_id = ? and idempotency_key = ? and expires_at > ?",
+/// What claiming a key found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is new (or its record expired): this request makes the effect.
+    Fresh,
+    /// An earlier request with this key committed this response.
+    Stored(StoredResponse),
+}
+
+/// Claims a user's key for a request with `fingerprint`, inside the unit of
+/// work that will make the effect; see the module docs.
+pub async fn claim(
+    conn: &mut DbConn,
+    user_id: i64,
+    key: &str,
+    fingerprint: &str,
+    ttl_ms: i64,
+) -> Result<Claim, sqlx::Error> {
+    let now = now_ms();
+    let claimed: Option<i64> = sqlx::query_scalar(
+        "insert into idempotency_keys
+             (user_id, idempotency_key, fingerprint, status_code, response_body, location, created_at, expires_at)
+         values ($1, $2, $3, 0, '', null, $4, $5)
+         on conflict (user_id, idempotency_key) do update set
+             fingerprint = excluded.fingerprint, status_code = 0, response_body = '', location = null,
+             created_at = excluded.created_at, expires_at = excluded.expires_at
+         where idempotency_keys.expires_at <= $4
+         returning user_id",
     )
     .bind(user_id)
     .bind(key)
-    .bind(now_ms())
-    .fetch_optional(conn)
-    .await
+    .bind(fingerprint)
+    .bind(now)
+    .bind(now.saturating_add(ttl_ms))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if claimed.is_some() {
+        return Ok(Claim::Fresh);
+    }
+    let stored: StoredResponse = sqlx::query_as(
+        "select fingerprint, status_code, response_body, location from idempotency_keys
+         where user_id = $1 and idempotency_key = $2",
+    )
+    .bind(user_id)
+    .bind(key)
+    .fetch_one(conn)
+    .await?;
+    Ok(Claim::Stored(stored))
 }
 
-/// Stores the first response for a user's key, replacing an expired record,
-/// and prunes a few other expired records on the way.
-pub async fn store(
-    conn: &mut SqliteConnection,
+/// Records the response for a key this unit of work claimed.
+pub async fn complete(
+    conn: &mut DbConn,
     user_id: i64,
     key: &str,
     response: &StoredResponse,
-    ttl_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    let now = now_ms();
     sqlx::query(
-        "delete from idempotency_keys where rowid in
-         (select rowid from idempotency_keys where expires_at <= ? order by expires_at limit 50)",
-    )
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "insert into idempotency_keys
-             (user_id, idempotency_key, fingerprint, status_code, response_body, location, created_at, expires_at)
-         values (?, ?, ?, ?, ?, ?, ?, ?)
-         on conflict (user_id, idempotency_key) do update set
-             fingerprint = excluded.fingerprint, status_code = excluded.status_code,
-             response_body = excluded.response_body, location = excluded.location,
-             created_at = excluded.created_at, expires_at = excluded.expires_at",
+        "update idempotency_keys set status_code = $3, response_body = $4, location = $5
+         where user_id = $1 and idempotency_key = $2",
     )
     .bind(user_id)
     .bind(key)
-    .bind(&response.fingerprint)
     .bind(response.status_code)
     .bind(&response.response_body)
     .bind(&response.location)
-    .bind(now)
-    .bind(now + ttl_ms)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Deletes up to `limit` expired records; returns how many.
+pub async fn prune_expired(conn: &mut DbConn, limit: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "delete from idempotency_keys where (user_id, idempotency_key) in
+         (select user_id, idempotency_key from idempotency_keys where expires_at <= $1 order by expires_at limit $2)",
+    )
+    .bind(now_ms())
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }

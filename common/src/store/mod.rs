@@ -1,5 +1,5 @@
 //! Persistence functions both binaries call. Each takes a
-//! `&mut SqliteConnection` (a pooled connection or an open transaction) so a
+//! `&mut DbConn` (a pooled connection or an open transaction) so a
 //! caller composes several into one transaction.
 //!
 //! # Layout
@@ -12,6 +12,7 @@
 //! - [`timeline`]: everything that happened to an order, in time order.
 //! - [`idempotency`]: stored first responses for `Idempotency-Key`.
 //! - [`admin`]: dashboard figures, reports and the stock audit.
+//! - [`sql`]: dialect differences and a statement builder.
 
 pub mod admin;
 pub mod carts;
@@ -20,6 +21,7 @@ pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub(crate) mod sql;
 pub mod timeline;
 pub mod users;
 
@@ -41,4 +43,13 @@ pub enum StoreError {
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+impl crate::db::WriteError for StoreError {
+    fn as_database_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            StoreError::Database(error) | StoreError::Queue(crate::queue::QueueError::Database(error)) => Some(error),
+            _ => None,
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! the gateway is called and settled from its answer in the same transaction
 //! as the order's next step, so a capture is recorded exactly once.
 
-use sqlx::SqliteConnection;
+use crate::db::DbConn;
 
 use crate::db::now_ms;
 
@@ -24,9 +24,9 @@ pub struct Payment {
 }
 
 /// The payment of an order, if any.
-pub async fn get_payment(conn: &mut SqliteConnection, order_id: i64) -> Result<Option<Payment>, sqlx::Error> {
+pub async fn get_payment(conn: &mut DbConn, order_id: i64) -> Result<Option<Payment>, sqlx::Error> {
     sqlx::query_as(
-        "select order_id, provider, status, reference, amount_cents, refund_reference from payments where order_id = ?",
+        "select order_id, provider, status, reference, amount_cents, refund_reference from payments where order_id = $1",
     )
     .bind(order_id)
     .fetch_optional(conn)
@@ -50,11 +50,11 @@ pub struct NewPayment<'a> {
 /// order already has a payment; returns whether it was recorded now. Written
 /// before the gateway call, so a cancellation can tell that a charge may
 /// exist whose answer was never recorded.
-pub async fn record_intent(conn: &mut SqliteConnection, payment: &NewPayment<'_>) -> Result<bool, sqlx::Error> {
+pub async fn record_intent(conn: &mut DbConn, payment: &NewPayment<'_>) -> Result<bool, sqlx::Error> {
     let now = now_ms();
     let done = sqlx::query(
         "insert into payments (order_id, provider, status, amount_cents, currency, created_at, updated_at)
-         values (?, ?, 'pending', ?, ?, ?, ?) on conflict (order_id) do nothing",
+         values ($1, $2, 'pending', $3, $4, $5, $6) on conflict (order_id) do nothing",
     )
     .bind(payment.order_id)
     .bind(payment.provider)
@@ -89,18 +89,14 @@ pub enum Settlement<'a> {
 
 /// Records how a pending payment ended; returns whether it changed now (a
 /// second settlement of the same payment changes nothing).
-pub async fn settle(
-    conn: &mut SqliteConnection,
-    order_id: i64,
-    settlement: Settlement<'_>,
-) -> Result<bool, sqlx::Error> {
+pub async fn settle(conn: &mut DbConn, order_id: i64, settlement: Settlement<'_>) -> Result<bool, sqlx::Error> {
     let (status, reference, error) = match settlement {
         Settlement::Captured { reference } => ("captured", Some(reference), None),
         Settlement::Declined { error } => ("declined", None, Some(error)),
         Settlement::Failed { error } => ("failed", None, Some(error)),
     };
     let done = sqlx::query(
-        "update payments set status = ?, reference = ?, error = ?, updated_at = ? where order_id = ? and status = 'pending'",
+        "update payments set status = $1, reference = $2, error = $3, updated_at = $4 where order_id = $5 and status = 'pending'",
     )
     .bind(status)
     .bind(reference)
@@ -113,14 +109,10 @@ pub async fn settle(
 }
 
 /// Marks a captured payment refunded; returns whether it changed now.
-pub async fn mark_refunded(
-    conn: &mut SqliteConnection,
-    order_id: i64,
-    refund_reference: &str,
-) -> Result<bool, sqlx::Error> {
+pub async fn mark_refunded(conn: &mut DbConn, order_id: i64, refund_reference: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "update payments set status = 'refunded', refund_reference = ?, updated_at = ?
-         where order_id = ? and status = 'captured'",
+        "update payments set status = 'refunded', refund_reference = $1, updated_at = $2
+         where order_id = $3 and status = 'captured'",
     )
     .bind(refund_reference)
     .bind(now_ms())

@@ -1,17 +1,23 @@
 //! The catalogue: products, their full-text search, and stock adjustments.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
-
 use super::StoreError;
-use crate::db::{is_unique_violation, now_ms};
-use crate::domain::product::{NewProduct, Product, ProductPatch, ProductQuery, ProductSort};
+use super::sql::{self, Bind, Statement};
+use crate::db::{Backend, DbConn, is_unique_violation, now_ms};
+use crate::domain::product::{NewProduct, Product, ProductPatch, ProductQuery, ProductSort, fts5_match, tsquery_match};
 
 const PRODUCT_COLUMNS: &str =
     "p.id, p.name, p.description, p.price_cents, p.currency, p.stock, p.category, p.sku, p.created_at, p.updated_at";
 
-/// Relevance weights for name, description, category and SKU: a word in the
-/// name counts ten times a word in the description.
-const BM25_WEIGHTS: &str = "bm25(products_fts, 10.0, 1.0, 3.0, 5.0)";
+/// Relevance on SQLite: BM25 over name, description, category and SKU,
+/// where a word in the name counts ten times a word in the description
+/// (lower is more relevant).
+const SQLITE_RANK: &str = "bm25(products_fts, 10.0, 1.0, 3.0, 5.0)";
+
+/// Relevance on PostgreSQL: `ts_rank` with the same proportions, the
+/// weights of D (description), C (category), B (SKU) and A (name) in that
+/// order (higher is more relevant, so it is negated); the `$` is replaced
+/// by the query's parameter.
+const POSTGRES_RANK: &str = "ts_rank('{0.1, 0.3, 0.5, 1.0}', p.search, to_tsquery('simple', $))";
 
 fn sku_conflict(error: sqlx::Error) -> StoreError {
     if is_unique_violation(&error) {
@@ -22,11 +28,11 @@ fn sku_conflict(error: sqlx::Error) -> StoreError {
 }
 
 /// Adds a product; its full-text entry is written by trigger in the same transaction.
-pub async fn insert_product(conn: &mut SqliteConnection, product: &NewProduct) -> Result<Product, StoreError> {
+pub async fn insert_product(conn: &mut DbConn, product: &NewProduct) -> Result<Product, StoreError> {
     let now = now_ms();
     sqlx::query_as(
         "insert into products (name, description, price_cents, currency, stock, initial_stock, category, sku, created_at, updated_at)
-         values (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?8)
+         values ($1, $2, $3, $4, $5, $5, $6, $7, $8, $8)
          returning id, name, description, price_cents, currency, stock, category, sku, created_at, updated_at",
     )
     .bind(&product.name)
@@ -43,9 +49,9 @@ pub async fn insert_product(conn: &mut SqliteConnection, product: &NewProduct) -
 }
 
 /// A product that is still in the catalogue (not deleted).
-pub async fn get_product(conn: &mut SqliteConnection, product_id: i64) -> Result<Option<Product>, sqlx::Error> {
+pub async fn get_product(conn: &mut DbConn, product_id: i64) -> Result<Option<Product>, sqlx::Error> {
     let sql = "select p.id, p.name, p.description, p.price_cents, p.currency, p.stock, p.category, p.sku, p.created_at, p.updated_at
-               from products p where p.id = ? and p.deleted_at is null";
+               from products p where p.id = $1 and p.deleted_at is null";
     sqlx::query_as(sql).bind(product_id).fetch_optional(conn).await
 }
 
@@ -53,7 +59,7 @@ pub async fn get_product(conn: &mut SqliteConnection, product_id: i64) -> Result
 /// adjustment by `actor_user_id` so the stock audit keeps holding; run this in
 /// a write transaction so the read of the old level and the update agree.
 pub async fn update_product(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     product_id: i64,
     patch: &ProductPatch,
     actor_user_id: i64,
@@ -62,15 +68,15 @@ pub async fn update_product(
     let now = now_ms();
     let updated: Product = sqlx::query_as(
         "update products set
-             name = coalesce(?2, name),
-             description = coalesce(?3, description),
-             price_cents = coalesce(?4, price_cents),
-             currency = coalesce(?5, currency),
-             stock = coalesce(?6, stock),
-             category = coalesce(?7, category),
-             sku = coalesce(?8, sku),
-             updated_at = ?9
-         where id = ?1 and deleted_at is null
+             name = coalesce($2, name),
+             description = coalesce($3, description),
+             price_cents = coalesce($4, price_cents),
+             currency = coalesce($5, currency),
+             stock = coalesce($6, stock),
+             category = coalesce($7, category),
+             sku = coalesce($8, sku),
+             updated_at = $9
+         where id = $1 and deleted_at is null
          returning id, name, description, price_cents, currency, stock, category, sku, created_at, updated_at",
     )
     .bind(product_id)
@@ -94,14 +100,14 @@ pub async fn update_product(
 
 /// Records a change of stock made outside the order pipeline.
 pub async fn record_adjustment(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     product_id: i64,
     delta: i64,
     reason: &str,
     actor_user_id: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into stock_adjustments (product_id, delta, reason, actor_user_id, created_at) values (?, ?, ?, ?, ?)",
+        "insert into stock_adjustments (product_id, delta, reason, actor_user_id, created_at) values ($1, $2, $3, $4, $5)",
     )
     .bind(product_id)
     .bind(delta)
@@ -114,9 +120,9 @@ pub async fn record_adjustment(
 }
 
 /// Hides a product from the catalogue; orders that reference it keep it.
-pub async fn soft_delete_product(conn: &mut SqliteConnection, product_id: i64) -> Result<(), StoreError> {
+pub async fn soft_delete_product(conn: &mut DbConn, product_id: i64) -> Result<(), StoreError> {
     let now = now_ms();
-    let done = sqlx::query("update products set deleted_at = ?, updated_at = ? where id = ? and deleted_at is null")
+    let done = sqlx::query("update products set deleted_at = $1, updated_at = $2 where id = $3 and deleted_at is null")
         .bind(now)
         .bind(now)
         .bind(product_id)
@@ -126,7 +132,7 @@ pub async fn soft_delete_product(conn: &mut SqliteConnection, product_id: i64) -
         return Err(StoreError::NotFound("product"));
     }
     // A deleted product can no longer be bought: drop it from every cart.
-    sqlx::query("delete from cart_items where product_id = ?").bind(product_id).execute(conn).await?;
+    sqlx::query("delete from cart_items where product_id = $1").bind(product_id).execute(conn).await?;
     Ok(())
 }
 
@@ -139,64 +145,110 @@ pub struct ProductPage {
     pub total: i64,
 }
 
-/// Searches the catalogue: full-text match ranked by BM25 when the query has
-/// words, combined with every filter, ordered and paginated.
-pub async fn search_products(conn: &mut SqliteConnection, query: &ProductQuery) -> Result<ProductPage, sqlx::Error> {
-    let mut count = QueryBuilder::<Sqlite>::new("select count(*) from products p");
-    push_filters(&mut count, query);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
-
-    let mut select = QueryBuilder::<Sqlite>::new(format!("select {PRODUCT_COLUMNS} from products p"));
-    push_filters(&mut select, query);
-    let order = match (query.sort, query.fts_match.is_some()) {
-        (ProductSort::Relevance, true) => format!("{BM25_WEIGHTS}, p.id"),
-        (ProductSort::Relevance, false) | (ProductSort::Newest, _) => "p.created_at desc, p.id desc".into(),
-        (ProductSort::PriceAsc, _) => "p.price_cents asc, p.id".into(),
-        (ProductSort::PriceDesc, _) => "p.price_cents desc, p.id".into(),
-        (ProductSort::Name, _) => "p.name collate nocase, p.id".into(),
-    };
-    select.push(" order by ").push(order);
-    select.push(" limit ").push_bind(query.limit);
-    select.push(" offset ").push_bind(query.offset);
-    let items = select.build_query_as().fetch_all(conn).await?;
-    Ok(ProductPage { items, total })
+/// A search result row: the product and how many rows match in all.
+#[derive(sqlx::FromRow)]
+struct SearchRow {
+    #[sqlx(flatten)]
+    product: Product,
+    total: i64,
 }
 
-fn push_filters(builder: &mut QueryBuilder<Sqlite>, query: &ProductQuery) {
-    if let Some(fts) = &query.fts_match {
-        builder.push(" join products_fts on products_fts.rowid = p.id and products_fts match ");
-        builder.push_bind(fts.clone());
+/// Searches the catalogue: full-text match ranked by relevance when the
+/// query has words (FTS5 BM25 on SQLite, `tsvector` with `ts_rank` on
+/// PostgreSQL), combined with every filter, ordered and paginated. One
+/// statement gives the page and the total (a window count over the
+/// matches); only a page past the end needs a second count.
+pub async fn search_products(conn: &mut DbConn, query: &ProductQuery) -> Result<ProductPage, sqlx::Error> {
+    let backend = Backend::of(conn);
+    let mut select = Statement::new("select ");
+    let ranked = push_matches(&mut select, backend, query);
+    let order = match (query.sort, ranked) {
+        (ProductSort::Relevance, true) => "rank, id".to_owned(),
+        (ProductSort::Relevance, false) | (ProductSort::Newest, _) => "created_at desc, id desc".to_owned(),
+        (ProductSort::PriceAsc, _) => "price_cents asc, id".to_owned(),
+        (ProductSort::PriceDesc, _) => "price_cents desc, id".to_owned(),
+        (ProductSort::Name, _) => format!("{}, id", sql::case_insensitive(backend, "name")),
+    };
+    // The window count runs over the matches computed inside: FTS5's
+    // ranking functions cannot run in a windowed query themselves.
+    let mut page = Statement::new(format!("select {SEARCH_COLUMNS}, count(*) over () as total from ("));
+    page.append(select);
+    page.push(") as matches order by ").push(&order);
+    page.push(" limit ").push_bind(Bind::Int(query.limit));
+    page.push(" offset ").push_bind(Bind::Int(query.offset));
+    let rows: Vec<SearchRow> = page.query_as().fetch_all(&mut *conn).await?;
+    let total = match rows.first() {
+        Some(row) => row.total,
+        None if query.offset == 0 => 0,
+        None => {
+            let mut count = Statement::new("select count(*) from (select ");
+            push_matches(&mut count, backend, query);
+            count.push(") as matches");
+            count.query_as::<(i64,)>().fetch_one(&mut *conn).await?.0
+        }
+    };
+    Ok(ProductPage { items: rows.into_iter().map(|row| row.product).collect(), total })
+}
+
+/// The columns of a search result, as the matches subquery names them.
+const SEARCH_COLUMNS: &str =
+    "id, name, description, price_cents, currency, stock, category, sku, created_at, updated_at";
+
+/// Writes the matching products with a `rank` column (lower is more
+/// relevant; 0 without text): the full-text match and every filter.
+/// Returns whether a text query ranks them.
+fn push_matches(statement: &mut Statement, backend: Backend, query: &ProductQuery) -> bool {
+    let mut ranked = false;
+    statement.push(PRODUCT_COLUMNS);
+    match backend {
+        Backend::Sqlite => match fts5_match(&query.terms) {
+            Some(expression) => {
+                statement.push(&format!(", {SQLITE_RANK} as rank from products p"));
+                statement.push(" join products_fts on products_fts.rowid = p.id and products_fts match ");
+                statement.push_bind(Bind::Text(expression));
+                statement.push(" where p.deleted_at is null");
+                ranked = true;
+            }
+            None => {
+                statement.push(", 0 as rank from products p where p.deleted_at is null");
+            }
+        },
+        Backend::Postgres => match tsquery_match(&query.terms) {
+            Some(expression) => {
+                let param = statement.bind(Bind::Text(expression));
+                statement.push(&format!(", -{} as rank from products p", POSTGRES_RANK.replace('$', &param)));
+                statement.push(&format!(" where p.deleted_at is null and p.search @@ to_tsquery('simple', {param})"));
+                ranked = true;
+            }
+            None => {
+                statement.push(", 0 as rank from products p where p.deleted_at is null");
+            }
+        },
     }
-    builder.push(" where p.deleted_at is null");
     if let Some(category) = &query.category {
-        builder.push(" and p.category = ").push_bind(category.clone()).push(" collate nocase");
+        let param = statement.next_param();
+        statement.push(" and ").push(&sql::equals_ignoring_case(backend, "p.category", param));
+        statement.bind(Bind::Text(category.clone()));
     }
     if let Some(min) = query.min_price_cents {
-        builder.push(" and p.price_cents >= ").push_bind(min);
+        statement.push(" and p.price_cents >= ").push_bind(Bind::Int(min));
     }
     if let Some(max) = query.max_price_cents {
-        builder.push(" and p.price_cents <= ").push_bind(max);
+        statement.push(" and p.price_cents <= ").push_bind(Bind::Int(max));
     }
     match query.in_stock {
-        Some(true) => builder.push(" and p.stock > 0"),
-        Some(false) => builder.push(" and p.stock = 0"),
-        None => builder,
+        Some(true) => statement.push(" and p.stock > 0"),
+        Some(false) => statement.push(" and p.stock = 0"),
+        None => statement,
     };
+    ranked
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{DbArgs, Durability};
     use crate::domain::money::Currency;
-    use crate::domain::product::{RawProductQuery, fts5_match_expression};
-
-    async fn pool() -> (tempfile::TempDir, sqlx::SqlitePool) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let args = DbArgs::in_dir(dir.path(), Durability::Normal);
-        let pool = args.connect_and_migrate().await.expect("db");
-        (dir, pool)
-    }
+    use crate::domain::product::{RawProductQuery, search_terms};
 
     fn product(name: &str, description: &str, price_cents: i64, category: &str) -> NewProduct {
         NewProduct {
@@ -210,10 +262,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn name_matches_rank_above_description_matches() {
-        let (_dir, pool) = pool().await;
-        let mut conn = pool.acquire().await.expect("conn");
+    crate::on_both_backends! {
+    async fn name_matches_rank_above_description_matches(scratch) {
+        let mut conn = scratch.db.pool().acquire().await.expect("conn");
         insert_product(&mut conn, &product("Desk", "holds a lamp", 100, "home")).await.expect("insert");
         insert_product(&mut conn, &product("Lamp", "bright", 200, "home")).await.expect("insert");
         insert_product(&mut conn, &product("Chair", "comfy", 300, "home")).await.expect("insert");
@@ -222,12 +273,16 @@ mod tests {
         let names: Vec<_> = page.items.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["Lamp", "Desk"]);
         assert_eq!(page.total, 2);
+        let past_the_end = ProductQuery { offset: 5, ..query };
+        let page = search_products(&mut conn, &past_the_end).await.expect("search");
+        assert!(page.items.is_empty());
+        assert_eq!(page.total, 2, "a page past the end still counts the matches");
+    }
     }
 
-    #[tokio::test]
-    async fn renamed_and_deleted_products_leave_the_index() {
-        let (_dir, pool) = pool().await;
-        let mut conn = pool.acquire().await.expect("conn");
+    crate::on_both_backends! {
+    async fn renamed_and_deleted_products_leave_the_index(scratch) {
+        let mut conn = scratch.db.pool().acquire().await.expect("conn");
         let lamp = insert_product(&mut conn, &product("Lamp", "", 100, "home")).await.expect("insert");
         let patch = ProductPatch { name: Some("Torch".into()), ..Default::default() };
         let user = sqlx::query_scalar::<_, i64>(
@@ -237,10 +292,22 @@ mod tests {
         .await
         .expect("user");
         update_product(&mut conn, lamp.id, &patch, user).await.expect("update");
-        let search = |q: &str| ProductQuery { fts_match: fts5_match_expression(q), limit: 10, ..Default::default() };
+        let search = |q: &str| ProductQuery { terms: search_terms(q), limit: 10, ..Default::default() };
         assert_eq!(search_products(&mut conn, &search("lamp")).await.expect("search").total, 0);
         assert_eq!(search_products(&mut conn, &search("torch")).await.expect("search").total, 1);
         soft_delete_product(&mut conn, lamp.id).await.expect("delete");
         assert_eq!(search_products(&mut conn, &search("torch")).await.expect("search").total, 0);
+    }
+    }
+
+    crate::on_both_backends! {
+    async fn categories_match_whatever_their_case(scratch) {
+        let mut conn = scratch.db.pool().acquire().await.expect("conn");
+        insert_product(&mut conn, &product("Lamp", "", 100, "Home")).await.expect("insert");
+        insert_product(&mut conn, &product("Mug", "", 100, "kitchen")).await.expect("insert");
+        let query = ProductQuery { category: Some("HOME".into()), limit: 10, ..Default::default() };
+        let page = search_products(&mut conn, &query).await.expect("search");
+        assert_eq!(page.items.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["Lamp"]);
+    }
     }
 }

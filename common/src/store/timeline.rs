@@ -3,8 +3,8 @@
 //! waiting, its payment and refund, and the e-mails sent — in time order, so
 //! a stuck order can be debugged without reading logs.
 
+use crate::db::DbConn;
 use serde::Serialize;
-use sqlx::SqliteConnection;
 
 use crate::domain::money::format_money;
 
@@ -31,6 +31,7 @@ struct StatusRow {
     to_status: String,
     actor: String,
     reason: Option<String>,
+    note: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -80,32 +81,37 @@ struct NotificationRow {
 }
 
 /// The timeline of an order, oldest first.
-pub async fn order_timeline(conn: &mut SqliteConnection, order_id: i64) -> Result<Vec<TimelineEntry>, sqlx::Error> {
+pub async fn order_timeline(conn: &mut DbConn, order_id: i64) -> Result<Vec<TimelineEntry>, sqlx::Error> {
     let mut entries = Vec::new();
     let history: Vec<StatusRow> = sqlx::query_as(
-        "select at, from_status, to_status, actor, reason from order_status_history where order_id = ? order by id",
+        "select at, from_status, to_status, actor, reason, note from order_status_history where order_id = $1 order by id",
     )
     .bind(order_id)
     .fetch_all(&mut *conn)
     .await?;
     for row in history {
-        let summary = match (&row.from_status, &row.reason) {
+        let mut summary = match (&row.from_status, &row.reason) {
             (None, _) => format!("order placed by {}", row.actor),
             (Some(from), None) => format!("{from} → {} by {}", row.to_status, row.actor),
             (Some(from), Some(reason)) => format!("{from} → {} by {} ({reason})", row.to_status, row.actor),
         };
+        if let Some(note) = &row.note {
+            summary.push_str(&format!(": \u{201c}{note}\u{201d}"));
+        }
         entries.push(TimelineEntry {
             at: row.at,
             kind: "status",
             summary,
-            details: serde_json::json!({"from": row.from_status, "to": row.to_status, "actor": row.actor, "reason": row.reason}),
+            details: serde_json::json!({
+                "from": row.from_status, "to": row.to_status, "actor": row.actor, "reason": row.reason, "note": row.note,
+            }),
         });
     }
 
     let attempts: Vec<AttemptRow> = sqlx::query_as(
         "select a.job_id, j.job_type, a.attempt, a.worker_id, a.started_at, a.duration_ms, a.outcome, a.error
-         from order_jobs oj join job_attempts a on a.job_id = oj.job_id join jobs j on j.id = oj.job_id
-         where oj.order_id = ? order by a.started_at, a.id",
+         from jobs j join job_attempts a on a.job_id = j.id
+         where j.order_id = $1 order by a.started_at, a.id",
     )
     .bind(order_id)
     .fetch_all(&mut *conn)
@@ -130,9 +136,9 @@ pub async fn order_timeline(conn: &mut SqliteConnection, order_id: i64) -> Resul
     }
 
     let waiting: Vec<WaitingJobRow> = sqlx::query_as(
-        "select j.id, j.job_type, j.status, j.attempts, j.run_at, j.created_at, j.lease_owner, j.last_error
-         from order_jobs oj join jobs j on j.id = oj.job_id
-         where oj.order_id = ? and j.status in ('pending', 'running', 'dead') order by j.id",
+        "select id, job_type, status, attempts, run_at, created_at, lease_owner, last_error
+         from jobs
+         where order_id = $1 and status in ('pending', 'running', 'dead') order by id",
     )
     .bind(order_id)
     .fetch_all(&mut *conn)
@@ -157,7 +163,7 @@ pub async fn order_timeline(conn: &mut SqliteConnection, order_id: i64) -> Resul
 
     let payment: Option<PaymentRow> = sqlx::query_as(
         "select provider, status, reference, amount_cents, currency, error, refund_reference, created_at, updated_at
-         from payments where order_id = ?",
+         from payments where order_id = $1",
     )
     .bind(order_id)
     .fetch_optional(&mut *conn)
@@ -195,11 +201,12 @@ pub async fn order_timeline(conn: &mut SqliteConnection, order_id: i64) -> Resul
         }
     }
 
-    let sent: Vec<NotificationRow> =
-        sqlx::query_as("select event, recipient, message_id, transport, sent_at from notifications where order_id = ?")
-            .bind(order_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let sent: Vec<NotificationRow> = sqlx::query_as(
+        "select event, recipient, message_id, transport, sent_at from notifications where order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
     for row in sent {
         entries.push(TimelineEntry {
             at: row.sent_at,

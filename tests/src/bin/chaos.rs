@@ -1,10 +1,13 @@
 //! `chaos`: Kassa under fire. Starts the real API and N workers on a temp
 //! database, drives a mixed workload while SIGKILLing workers (and with
 //! `--kill-api` the API), waits for quiescence, checks every invariant and
-//! prints a summary; exits 1 on any violation. See `docs/chaos.md`.
+//! prints a summary table; exits 1 on any violation. Progress goes to
+//! standard error (a bar on a terminal, a line every `--progress-every`
+//! otherwise); `--json` prints the report as one JSON document instead of
+//! the table. See `docs/chaos.md`.
 //!
 //! ```text
-//! cargo run --release -p tests --bin chaos -- --orders 2000 --workers 3 --kill-every 1s
+//! cargo run --release -p tests --bin chaos -- --orders 2000 --workers 3 --kill-every 1s [--json]
 //! ```
 
 use std::process::ExitCode;
@@ -13,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use kassa_tests::chaos::{self, ChaosConfig, parse_duration};
+use kassa_tests::progress::ProgressMode;
 
 /// Kassa's chaos harness: a mixed workload under SIGKILL, then every invariant checked.
 #[derive(Debug, Parser)]
@@ -42,7 +46,7 @@ struct Args {
     /// Longest the run may take (building the binaries excluded).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     timeout: Duration,
-    /// Send e-mail to a real SMTP server (tests/support/smtp_sink.py, needs aiosmtpd) instead of the outbox.
+    /// Send e-mail to a real SMTP server (started in this process) instead of the outbox.
     #[arg(long)]
     smtp: bool,
     /// Chance in [0, 1] that a sandbox gateway call fails transiently.
@@ -51,9 +55,12 @@ struct Args {
     /// Latency added to every sandbox gateway call.
     #[arg(long, default_value = "5ms", value_parser = parse_duration)]
     gateway_latency: Duration,
-    /// Time between progress lines.
+    /// Time between progress lines when standard error is not a terminal.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     progress_every: Duration,
+    /// Print the report as one JSON document on standard output, not as a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -72,9 +79,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         gateway_failure_rate: args.gateway_failure_rate,
         gateway_latency: args.gateway_latency,
         progress_every: args.progress_every,
+        progress: ProgressMode::Auto,
         keep_failed_data: true,
     };
     let report = chaos::run(&config).await.context("The chaos harness could not run")?;
-    println!("{report}");
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json()).context("Failed to render the report")?);
+    } else {
+        println!("{report}");
+    }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

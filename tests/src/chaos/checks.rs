@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use reqwest::Method;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use super::api::{Api, Call};
 use super::workload::{DECLINED, Tally};
@@ -41,7 +41,8 @@ const STABLE: [&str; 4] = ["confirmed", "shipped", "delivered", "cancelled"];
 const LISTED: usize = 10;
 
 /// How a check came out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// The invariant holds.
     Pass,
@@ -52,7 +53,7 @@ pub enum Verdict {
 }
 
 /// One checked invariant.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Check {
     /// What is checked.
     pub name: &'static str,
@@ -78,7 +79,7 @@ impl Check {
 /// What the checks look at.
 pub struct Inputs<'a> {
     /// The database, opened directly.
-    pub pool: &'a SqlitePool,
+    pub pool: &'a AnyPool,
     /// The API.
     pub api: &'a Api,
     /// An admin token.
@@ -142,7 +143,7 @@ async fn settled(inputs: &Inputs<'_>) -> anyhow::Result<Check> {
     }
 }
 
-async fn final_statuses(pool: &SqlitePool) -> anyhow::Result<HashMap<i64, String>> {
+async fn final_statuses(pool: &AnyPool) -> anyhow::Result<HashMap<i64, String>> {
     let rows: Vec<(i64, String)> = sqlx::query_as("select id, status from orders").fetch_all(pool).await?;
     Ok(rows.into_iter().collect())
 }
@@ -226,7 +227,7 @@ async fn declined_cards_never_confirmed(inputs: &Inputs<'_>) -> anyhow::Result<C
     Ok(Check::judge("declined cards never confirm an order", confirmed.is_empty(), detail).with_orders(confirmed))
 }
 
-async fn scalar(pool: &SqlitePool, sql: &'static str) -> anyhow::Result<i64> {
+async fn scalar(pool: &AnyPool, sql: &'static str) -> anyhow::Result<i64> {
     sqlx::query_scalar(sql).fetch_one(pool).await.with_context(|| format!("Failed to run {sql}"))
 }
 
@@ -384,7 +385,7 @@ async fn no_job_ran_twice_at_once(inputs: &Inputs<'_>) -> anyhow::Result<Check> 
     }
     let mut orders = Vec::new();
     for job_id in problem_jobs {
-        let order: Option<i64> = sqlx::query_scalar("select order_id from order_jobs where job_id = ?1")
+        let order: Option<i64> = sqlx::query_scalar("select order_id from jobs where id = $1 and order_id is not null")
             .bind(job_id)
             .fetch_optional(inputs.pool)
             .await?;
@@ -513,7 +514,7 @@ async fn mail_once(inputs: &Inputs<'_>) -> anyhow::Result<Check> {
             Some(key) => {
                 sqlx::query_scalar(
                     "select count(*) from job_attempts a join jobs j on j.id = a.job_id
-                     where j.job_type = 'notify' and j.dedup_key = ?1 and a.outcome in ('abandoned', 'retry')",
+                     where j.job_type = 'notify' and j.dedup_key = $1 and a.outcome in ('abandoned', 'retry')",
                 )
                 .bind(key)
                 .fetch_one(inputs.pool)

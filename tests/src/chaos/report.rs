@@ -7,15 +7,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Method;
+use serde::Serialize;
 use serde_json::Value;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use super::ChaosConfig;
 use super::api::{Api, Call};
 use super::checks::{Check, Verdict};
 
 /// Jobs of one type.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct JobStats {
     /// The job type.
     pub job_type: String,
@@ -34,7 +35,7 @@ pub struct JobStats {
 }
 
 /// What the database says happened.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Stats {
     /// Orders per status.
     pub orders_by_status: Vec<(String, i64)>,
@@ -47,7 +48,7 @@ pub struct Stats {
 }
 
 /// Reads the run's numbers from the database.
-pub async fn gather(pool: &SqlitePool) -> anyhow::Result<Stats> {
+pub async fn gather(pool: &AnyPool) -> anyhow::Result<Stats> {
     let orders_by_status =
         sqlx::query_as("select status, count(*) from orders group by status order by status").fetch_all(pool).await?;
     let cancel_reasons = sqlx::query_as(
@@ -57,13 +58,16 @@ pub async fn gather(pool: &SqlitePool) -> anyhow::Result<Stats> {
     .fetch_all(pool)
     .await?;
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "select job_type, sum(status = 'succeeded'), sum(status = 'dead'), sum(status not in ('succeeded', 'dead'))
+        "select job_type, sum(case when status = 'succeeded' then 1 else 0 end),
+                sum(case when status = 'dead' then 1 else 0 end),
+                sum(case when status not in ('succeeded', 'dead') then 1 else 0 end)
          from jobs group by job_type order by job_type",
     )
     .fetch_all(pool)
     .await?;
     let attempts: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "select j.job_type, count(*), sum(a.outcome = 'retry'), sum(a.outcome = 'abandoned')
+        "select j.job_type, count(*), sum(case when a.outcome = 'retry' then 1 else 0 end),
+                sum(case when a.outcome = 'abandoned' then 1 else 0 end)
          from job_attempts a join jobs j on j.id = a.job_id group by j.job_type",
     )
     .fetch_all(pool)
@@ -83,7 +87,7 @@ pub async fn gather(pool: &SqlitePool) -> anyhow::Result<Stats> {
 }
 
 /// What the clients and the monkey did.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Activity {
     /// Orders acknowledged with 202.
     pub accepted: u64,
@@ -110,22 +114,27 @@ pub struct Activity {
 }
 
 /// How long each phase took.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Timings {
     /// Starting the processes and creating accounts and products.
+    #[serde(serialize_with = "crate::results::serialize_seconds")]
     pub setup: Duration,
     /// Placing orders and carrying out the follow-ups, under fire.
+    #[serde(serialize_with = "crate::results::serialize_seconds")]
     pub workload: Duration,
     /// From the end of the workload until no order was pending (still under fire).
+    #[serde(serialize_with = "crate::results::serialize_seconds")]
     pub drain: Duration,
     /// From the monkey stopping until the queue was empty.
+    #[serde(serialize_with = "crate::results::serialize_seconds")]
     pub settle: Duration,
     /// The whole run.
+    #[serde(serialize_with = "crate::results::serialize_seconds")]
     pub total: Duration,
 }
 
 /// The outcome of a chaos run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ChaosReport {
     /// The settings it ran with.
     pub config: ChaosConfig,
@@ -152,6 +161,15 @@ impl ChaosReport {
     /// Whether every invariant held.
     pub fn passed(&self) -> bool {
         self.violations().is_empty()
+    }
+
+    /// The whole report as one JSON document, with `passed` on top, for CI.
+    pub fn to_json(&self) -> Value {
+        let mut document = serde_json::json!({ "passed": self.passed() });
+        if let (Value::Object(top), Ok(Value::Object(report))) = (&mut document, serde_json::to_value(self)) {
+            top.extend(report);
+        }
+        document
     }
 }
 

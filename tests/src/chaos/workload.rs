@@ -205,12 +205,22 @@ async fn login(api: &Api, username: &str, deadline: Instant) -> anyhow::Result<S
 
 /// Registers `users` customers and two admins and creates the products.
 pub async fn open_shop(api: &Api, orders: usize, users: usize, deadline: Instant) -> anyhow::Result<Shop> {
-    let mut admins = Vec::new();
+    let mut admins: Vec<String> = Vec::new();
     for i in 0..2 {
         let username = format!("chaos-admin-{i}");
-        let body = json!({"username": username, "email": format!("{username}@example.com"),
-                          "password": PASSWORD, "secret_key": ADMIN_SECRET});
-        api.expect(Call::new(&Method::POST, "/auth/register-admin", None).body(&body), 201, deadline).await?;
+        // The bootstrap secret makes the first admin; that admin makes the second.
+        let email = format!("{username}@example.com");
+        match admins.first() {
+            None => {
+                let body =
+                    json!({"username": username, "email": email, "password": PASSWORD, "secret_key": ADMIN_SECRET});
+                api.expect(Call::new(&Method::POST, "/auth/register-admin", None).body(&body), 201, deadline).await?;
+            }
+            Some(first) => {
+                let body = json!({"username": username, "email": email, "password": PASSWORD, "role": "admin"});
+                api.expect(Call::new(&Method::POST, "/admin/users", Some(first)).body(&body), 201, deadline).await?;
+            }
+        }
         admins.push(login(api, &username, deadline).await?);
     }
     let admin = admins[0].as_str();

@@ -16,12 +16,11 @@ pub mod probe;
 pub mod reserve_stock;
 pub mod status_transition;
 
-use kassa_common::db::begin_write;
 use kassa_common::jobs::{Charge, Notify, ReserveStock, StatusTransition};
-use kassa_common::payments::{GatewayError, RefundRequest, refund_key};
 use kassa_common::queue::JobError;
 use kassa_common::store::{StoreError, orders, payments};
 
+use crate::payments::{GatewayError, RefundRequest, refund_key};
 use crate::registry::{JobContext, Registry};
 
 pub use noop::Noop;
@@ -54,7 +53,7 @@ pub(crate) fn store_error(error: StoreError) -> JobError {
 /// `order-N-refund`) and records it. Does nothing unless the payment is
 /// `captured`; two concurrent callers get the same refund from the gateway.
 pub(crate) async fn refund_if_captured(ctx: &JobContext, order_id: i64) -> Result<(), JobError> {
-    let mut conn = ctx.pool.acquire().await?;
+    let mut conn = ctx.db.pool().acquire().await?;
     let payment = payments::get_payment(&mut conn, order_id).await?;
     let order = orders::get_order_row(&mut conn, order_id).await?;
     drop(conn);
@@ -73,11 +72,17 @@ pub(crate) async fn refund_if_captured(ctx: &JobContext, order_id: i64) -> Resul
         GatewayError::Transient(reason) => JobError::transient(reason),
         GatewayError::Declined(reason) => JobError::permanent(format!("refund refused: {reason}")),
     })?;
-    let mut tx = begin_write(&ctx.pool).await?;
-    if payments::mark_refunded(&mut tx, order_id, &receipt.reference).await? {
+    let reference = receipt.reference;
+    let refunded = ctx
+        .db
+        .write(move |tx| {
+            let reference = reference.clone();
+            Box::pin(async move { payments::mark_refunded(tx, order_id, &reference).await })
+        })
+        .await?;
+    if refunded {
         metrics::counter!("kassa_refunds_total").increment(1);
-        tracing::info!(order_id, refund = %receipt.reference, "payment refunded");
+        tracing::info!(order_id, "payment refunded");
     }
-    tx.commit().await?;
     Ok(())
 }

@@ -15,10 +15,9 @@
 
 use std::time::Duration;
 
-use kassa_common::db::begin_write;
 use kassa_common::jobs::Notify;
 use kassa_common::queue::{JobError, Outcome, RetryPolicy};
-use kassa_common::store::notifications::{self, SentNotification};
+use kassa_common::store::notifications::{self, EmailState, SentNotification};
 use kassa_common::store::{orders, users};
 use lettre::message::Mailbox;
 
@@ -29,21 +28,24 @@ use crate::registry::{Job, JobContext};
 #[tracing::instrument(skip_all, fields(order_id = job.order_id, event = job.event.as_str(), job_id = %ctx.job_id))]
 pub async fn run(job: &Notify, ctx: &JobContext) -> Result<Outcome, JobError> {
     let event = job.event.as_str();
-    let mut conn = ctx.pool.acquire().await?;
-    if notifications::was_sent(&mut conn, job.order_id, event).await? {
-        return Ok(Outcome::AlreadyDone);
-    }
-    if notifications::earlier_unsent(&mut conn, job.order_id, ctx.job_id.0).await? {
+    let mut conn = ctx.db.pool().acquire().await?;
+    match notifications::email_state(&mut conn, job.order_id, event, ctx.job_id.0).await? {
+        EmailState::Sent => return Ok(Outcome::AlreadyDone),
         // Retried shortly: the customer reads "received" before "confirmed".
-        return Err(JobError::transient("an earlier e-mail of this order is not sent yet"));
+        EmailState::WaitForEarlier => {
+            return Err(JobError::transient("an earlier e-mail of this order is not sent yet"));
+        }
+        EmailState::Ready => {}
     }
-    let Some(order) = orders::get_order_view(&mut conn, job.order_id).await? else {
+    let Some((order, payment_status)) = orders::get_order_with_payment_status(&mut conn, job.order_id).await? else {
         return Ok(Outcome::Skipped("order not found".into()));
     };
-    let Some(user) = users::get_user(&mut conn, order.order.user_id).await? else {
+    let items = orders::get_order_items(&mut conn, job.order_id).await?;
+    let Some(user) = users::get_user(&mut conn, order.user_id).await? else {
         return Ok(Outcome::Skipped("customer not found".into()));
     };
     drop(conn);
+    let refunded = payment_status.as_deref() == Some("refunded");
     let mailer = &ctx.services.mailer;
     let to: Mailbox = user
         .email
@@ -51,7 +53,7 @@ pub async fn run(job: &Notify, ctx: &JobContext) -> Result<Outcome, JobError> {
         .map_err(|e| JobError::permanent(format!("the customer's address {:?} is unusable: {e}", user.email)))?;
     let content = mailer
         .templates
-        .render(&order, &user.username, job.event)
+        .render(&order, &items, refunded, &user.username, job.event)
         .map_err(|e| JobError::permanent(format!("rendering the {event} e-mail failed: {e}")))?;
     let message_id = mailer.message_id(job.order_id, event);
     let record = SentNotification {
@@ -66,9 +68,13 @@ pub async fn run(job: &Notify, ctx: &JobContext) -> Result<Outcome, JobError> {
         SendError::Transient(reason) => JobError::transient(reason),
         SendError::Permanent(reason) => JobError::permanent(reason),
     })?;
-    let mut tx = begin_write(&ctx.pool).await?;
-    notifications::record_sent(&mut tx, job.order_id, &record).await?;
-    tx.commit().await?;
+    let order_id = job.order_id;
+    ctx.db
+        .write(move |tx| {
+            let record = record.clone();
+            Box::pin(async move { notifications::record_sent(tx, order_id, &record).await })
+        })
+        .await?;
     metrics::counter!("kassa_notifications_sent_total", "event" => event).increment(1);
     Ok(Outcome::Done)
 }

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use kassa_common::queue::sqlite::retry_busy;
 use kassa_common::queue::{JobError, JobPayload, Outcome, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
@@ -50,23 +49,29 @@ impl Probe {
             (Ok(Outcome::Done), "done")
         };
         let finished_us = now_us();
-        retry_busy(|| {
-            sqlx::query(
-                "insert into queue_probe_runs
-                     (probe_key, job_id, attempt, worker_id, started_us, finished_us, outcome)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .bind(self.key)
-            .bind(ctx.job_id.0)
-            .bind(i64::from(ctx.attempt))
-            .bind(&*ctx.worker_id)
-            .bind(started_us)
-            .bind(finished_us)
-            .bind(outcome)
-            .execute(&ctx.pool)
-        })
-        .await
-        .map_err(JobError::transient)?;
+        let (key, job_id, attempt, worker_id) = (self.key, ctx.job_id.0, i64::from(ctx.attempt), ctx.worker_id.clone());
+        ctx.db
+            .write(move |tx| {
+                let worker_id = worker_id.clone();
+                Box::pin(async move {
+                    sqlx::query(
+                        "insert into queue_probe_runs
+                             (probe_key, job_id, attempt, worker_id, started_us, finished_us, outcome)
+                         values ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(key)
+                    .bind(job_id)
+                    .bind(attempt)
+                    .bind(&*worker_id)
+                    .bind(started_us)
+                    .bind(finished_us)
+                    .bind(outcome)
+                    .execute(tx)
+                    .await
+                })
+            })
+            .await
+            .map_err(JobError::transient)?;
         result
     }
 }

@@ -4,7 +4,6 @@
 //! `out_of_stock`. A second run finds the reservation and only makes sure
 //! `charge` exists.
 
-use kassa_common::db::begin_write;
 use kassa_common::jobs::ReserveStock;
 use kassa_common::queue::{JobError, Outcome};
 use kassa_common::store::orders::{self, ReserveOutcome};
@@ -15,9 +14,11 @@ use crate::registry::{Job, JobContext};
 /// Runs the reservation.
 #[tracing::instrument(skip_all, fields(order_id = job.order_id, job_id = %ctx.job_id))]
 pub async fn run(job: &ReserveStock, ctx: &JobContext) -> Result<Outcome, JobError> {
-    let mut tx = begin_write(&ctx.pool).await?;
-    let outcome = orders::reserve_stock(&mut tx, job.order_id).await.map_err(store_error)?;
-    tx.commit().await?;
+    let order_id = job.order_id;
+    let outcome = ctx
+        .db
+        .write(move |tx| Box::pin(async move { orders::reserve_stock(tx, order_id).await.map_err(store_error) }))
+        .await?;
     Ok(match outcome {
         ReserveOutcome::Reserved => Outcome::Done,
         ReserveOutcome::AlreadyReserved => Outcome::AlreadyDone,

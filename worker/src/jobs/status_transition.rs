@@ -7,11 +7,10 @@
 //! through the gateway with the order's refund key. A rerun after a crash
 //! finds the order already cancelled and only finishes the refund.
 
-use kassa_common::db::begin_write;
 use kassa_common::domain::order::OrderStatus;
 use kassa_common::jobs::StatusTransition;
 use kassa_common::queue::{JobError, Outcome};
-use kassa_common::store::orders::{self, TransitionOutcome};
+use kassa_common::store::orders::{self, Move, TransitionOutcome};
 
 use super::{refund_if_captured, store_error};
 use crate::registry::{Job, JobContext};
@@ -19,28 +18,36 @@ use crate::registry::{Job, JobContext};
 /// Runs the move.
 #[tracing::instrument(skip_all, fields(order_id = job.order_id, job_id = %ctx.job_id, from = %job.from, to = %job.to))]
 pub async fn run(job: &StatusTransition, ctx: &JobContext) -> Result<Outcome, JobError> {
-    let mut tx = begin_write(&ctx.pool).await?;
-    let reason = job.reason.as_deref();
-    let mut moved = orders::apply_transition(&mut tx, job.order_id, job.from, job.to, &job.actor, reason)
-        .await
-        .map_err(store_error)?;
-    if let TransitionOutcome::Stale(current) = moved
-        && job.to == OrderStatus::Cancelled
-        && current.can_move_to(OrderStatus::Cancelled)
-    {
-        // The order moved on (e.g. got confirmed) after the cancel was asked:
-        // cancelling is still allowed, so the cancel wins.
-        moved = orders::apply_transition(&mut tx, job.order_id, current, job.to, &job.actor, reason)
-            .await
-            .map_err(store_error)?;
-    }
-    tx.commit().await?;
+    let transition = job.clone();
+    let moved = ctx
+        .db
+        .write(move |tx| {
+            let job = transition.clone();
+            Box::pin(async move {
+                let (reason, note) = job.reason_and_note();
+                let mut mv =
+                    Move { order_id: job.order_id, from: job.from, to: job.to, actor: &job.actor, reason, note };
+                let mut moved = orders::apply_transition(tx, &mv).await.map_err(store_error)?;
+                if let TransitionOutcome::Stale(current) = moved
+                    && job.to == OrderStatus::Cancelled
+                    && current.can_move_to(OrderStatus::Cancelled)
+                {
+                    // The order moved on (e.g. got confirmed) after the cancel
+                    // was asked: cancelling is still allowed, so the cancel wins.
+                    mv.from = current;
+                    moved = orders::apply_transition(tx, &mv).await.map_err(store_error)?;
+                }
+                Ok::<_, JobError>(moved)
+            })
+        })
+        .await?;
     let outcome = match moved {
         TransitionOutcome::Applied => {
             tracing::info!("order moved");
             if job.to == OrderStatus::Cancelled {
-                let reason = job.reason.clone().unwrap_or_else(|| "unspecified".into());
-                metrics::counter!("kassa_orders_cancelled_total", "reason" => reason).increment(1);
+                let (reason, _) = job.reason_and_note();
+                let code = reason.map_or("admin_request", |reason| reason.as_str());
+                metrics::counter!("kassa_orders_cancelled_total", "reason" => code).increment(1);
             }
             Outcome::Done
         }

@@ -5,7 +5,7 @@
 
 use kassa_common::domain::money::format_money;
 use kassa_common::jobs::NotifyEvent;
-use kassa_common::store::orders::OrderView;
+use kassa_common::store::orders::{OrderItem, OrderRow};
 use minijinja::{Environment, context};
 use serde::Serialize;
 
@@ -48,14 +48,17 @@ impl Templates {
         Templates { env, public_url: public_url.trim_end_matches('/').to_owned() }
     }
 
-    /// Renders the e-mail telling `username` about `event` of `order`.
+    /// Renders the e-mail telling `username` about `event` of `order`
+    /// (with its `items`; `refunded` when its payment was refunded).
     pub fn render(
         &self,
-        order: &OrderView,
+        order: &OrderRow,
+        items: &[OrderItem],
+        refunded: bool,
         username: &str,
         event: NotifyEvent,
     ) -> Result<EmailContent, minijinja::Error> {
-        let currency = order.order.currency.as_str();
+        let currency = order.currency.as_str();
         let (subject, headline) = match event {
             NotifyEvent::Received => ("we received your order", "Thank you! We received your order."),
             NotifyEvent::Confirmed => ("confirmed", "Your order is confirmed: payment received, items reserved."),
@@ -64,10 +67,8 @@ impl Templates {
             NotifyEvent::Cancelled => ("cancelled", "Your order was cancelled."),
         };
         let reason =
-            (event == NotifyEvent::Cancelled).then(|| cancel_reason_in_words(order.order.cancel_reason.as_deref()));
-        let refunded = order.payment.as_ref().is_some_and(|p| p.status == "refunded");
-        let lines: Vec<Line> = order
-            .items
+            (event == NotifyEvent::Cancelled).then(|| cancel_reason_in_words(order.cancel_reason.as_deref()));
+        let lines: Vec<Line> = items
             .iter()
             .map(|item| Line {
                 name: item.name.clone(),
@@ -78,30 +79,26 @@ impl Templates {
             .collect();
         let ctx = context! {
             username,
-            order_id => order.order.id,
-            status => order.order.status.as_str(),
+            order_id => order.id,
+            status => order.status.as_str(),
             headline,
             reason,
             refunded,
             lines,
-            total => format_money(order.order.total_cents, currency),
-            link => format!("{}/orders/{}", self.public_url, order.order.id),
+            total => format_money(order.total_cents, currency),
+            link => format!("{}/orders/{}", self.public_url, order.id),
         };
         Ok(EmailContent {
-            subject: format!("Order #{}: {subject}", order.order.id),
+            subject: format!("Order #{}: {subject}", order.id),
             text: self.env.get_template("order.txt")?.render(&ctx)?,
             html: self.env.get_template("order.html")?.render(&ctx)?,
         })
     }
 }
 
+/// The sentence for a cancellation's reason code; a person's own words
+/// (the note) never reach the e-mail.
 fn cancel_reason_in_words(reason: Option<&str>) -> String {
     use kassa_common::domain::order::CancelReason;
-    match reason.and_then(CancelReason::parse) {
-        Some(reason) => reason.in_words().to_owned(),
-        None => match reason {
-            Some(other) => format!("of the following: {other}"),
-            None => "it was cancelled".to_owned(),
-        },
-    }
+    reason.and_then(CancelReason::parse).map_or_else(|| "it was cancelled".to_owned(), |r| r.in_words().to_owned())
 }

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::DbConn;
 use serde::Serialize;
-use sqlx::SqliteConnection;
 
-use super::{DAY_MS, PAID_STATUSES_SQL, ms_to_seconds};
+use super::{DAY_MS, PAID_STATUSES_SQL, money_from_parts, money_sum, ms_to_seconds};
 use crate::domain::order::OrderStatus;
 use crate::time::format_ms;
 
@@ -92,15 +92,16 @@ pub struct Dashboard {
     /// Orders by status; every status is present.
     pub orders_by_status: BTreeMap<String, i64>,
     /// Sum of `total_cents` of confirmed, shipped and delivered orders, in
-    /// minor units. Adds currencies together: see `revenue_by_currency` when
-    /// the shop sells in more than one.
-    pub revenue_cents: i64,
+    /// minor units (exact: computed in 128 bits, so it may exceed 2^63).
+    /// Adds currencies together: see `revenue_by_currency` when the shop
+    /// sells in more than one.
+    pub revenue_cents: i128,
     /// Revenue per currency, in minor units.
-    pub revenue_by_currency: BTreeMap<String, i64>,
+    pub revenue_by_currency: BTreeMap<String, i128>,
     /// Orders placed since midnight UTC.
     pub orders_today: i64,
     /// Revenue of orders placed since midnight UTC that are confirmed or later, in minor units.
-    pub revenue_today_cents: i64,
+    pub revenue_today_cents: i128,
     /// The job queue.
     pub queue: QueueOverview,
 }
@@ -108,18 +109,21 @@ pub struct Dashboard {
 /// Reads the dashboard. `job_types` are the registered job types, listed even
 /// when they have no jobs.
 pub async fn dashboard(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     low_stock_threshold: i64,
     job_types: &[&str],
     now_ms: i64,
 ) -> Result<Dashboard, sqlx::Error> {
     let (users, customers, admins): (i64, i64, i64) = sqlx::query_as(
-        "select count(*), coalesce(sum(role = 'customer'), 0), coalesce(sum(role = 'admin'), 0) from users",
+        "select count(*), coalesce(sum(case when role = 'customer' then 1 else 0 end), 0),
+                coalesce(sum(case when role = 'admin' then 1 else 0 end), 0)
+         from users",
     )
     .fetch_one(&mut *conn)
     .await?;
     let (products, out_of_stock_products, low_stock_products): (i64, i64, i64) = sqlx::query_as(
-        "select count(*), coalesce(sum(stock = 0), 0), coalesce(sum(stock <= ?1), 0)
+        "select count(*), coalesce(sum(case when stock = 0 then 1 else 0 end), 0),
+                coalesce(sum(case when stock <= $1 then 1 else 0 end), 0)
          from products where deleted_at is null",
     )
     .bind(low_stock_threshold)
@@ -127,7 +131,7 @@ pub async fn dashboard(
     .await?;
     let low_stock: Vec<LowStockProduct> = sqlx::query_as(
         "select id, name, sku, stock from products
-         where deleted_at is null and stock <= ?1 order by stock, id limit ?2",
+         where deleted_at is null and stock <= $1 order by stock, id limit $2",
     )
     .bind(low_stock_threshold)
     .bind(LOW_STOCK_LIST_LIMIT)
@@ -142,22 +146,26 @@ pub async fn dashboard(
         orders_by_status.insert(status, count);
     }
     let orders = orders_by_status.values().sum();
-    let revenue_by_currency: BTreeMap<String, i64> = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(format!(
-        "select currency, sum(total_cents) from orders where status in {PAID_STATUSES_SQL} group by currency"
-    )))
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
+    let revenue_by_currency: BTreeMap<String, i128> =
+        sqlx::query_as::<_, (String, i64, i64)>(sqlx::AssertSqlSafe(format!(
+            "select currency, {} from orders where status in {PAID_STATUSES_SQL} group by currency",
+            money_sum("total_cents")
+        )))
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(currency, billions, rest)| (currency, money_from_parts(billions, rest)))
+        .collect();
     let revenue_cents = revenue_by_currency.values().sum();
     let midnight_ms = now_ms - now_ms.rem_euclid(DAY_MS);
-    let (orders_today, revenue_today_cents): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select count(*), coalesce(sum(case when status in {PAID_STATUSES_SQL} then total_cents else 0 end), 0)
-         from orders where created_at >= ?1"
+    let (orders_today, billions, rest): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select count(*), {} from orders where created_at >= $1",
+        money_sum(&format!("case when status in {PAID_STATUSES_SQL} then total_cents else 0 end"))
     )))
     .bind(midnight_ms)
     .fetch_one(&mut *conn)
     .await?;
+    let revenue_today_cents = money_from_parts(billions, rest);
 
     Ok(Dashboard {
         generated_at: format_ms(now_ms),
@@ -182,11 +190,7 @@ pub async fn dashboard(
 /// Jobs by type and console state, the oldest waiting job's age, and what
 /// finished in the last minute. Each query reads one state's partial index,
 /// so the cost follows the live jobs, not the finished ones kept for retention.
-pub async fn queue_overview(
-    conn: &mut SqliteConnection,
-    job_types: &[&str],
-    now_ms: i64,
-) -> Result<QueueOverview, sqlx::Error> {
+pub async fn queue_overview(conn: &mut DbConn, job_types: &[&str], now_ms: i64) -> Result<QueueOverview, sqlx::Error> {
     let mut by_type: BTreeMap<String, JobTypeCounts> = job_types
         .iter()
         .map(|job_type| {
@@ -195,8 +199,9 @@ pub async fn queue_overview(
         .collect();
 
     let waiting: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
-        "select job_type, coalesce(sum(attempts = 0), 0), coalesce(sum(attempts > 0), 0),
-                min(case when run_at <= ?1 then run_at end)
+        "select job_type, coalesce(sum(case when attempts = 0 then 1 else 0 end), 0),
+                coalesce(sum(case when attempts > 0 then 1 else 0 end), 0),
+                min(case when run_at <= $1 then run_at end)
          from jobs where status = 'pending' group by job_type",
     )
     .bind(now_ms)
@@ -225,8 +230,8 @@ pub async fn queue_overview(
     }
     let since_ms = now_ms - 60_000;
     let succeeded: Vec<(String, i64)> = sqlx::query_as(
-        "select job_type, coalesce(sum(status = 'succeeded'), 0) from jobs
-         where status in ('succeeded', 'discarded') and finished_at >= ?1 group by job_type",
+        "select job_type, coalesce(sum(case when status = 'succeeded' then 1 else 0 end), 0) from jobs
+         where status in ('succeeded', 'discarded') and finished_at >= $1 group by job_type",
     )
     .bind(since_ms)
     .fetch_all(&mut *conn)
@@ -235,7 +240,7 @@ pub async fn queue_overview(
         counts_for(&mut by_type, job_type).succeeded_last_minute = count;
     }
     let died: Vec<(String, i64)> = sqlx::query_as(
-        "select job_type, count(*) from jobs where status = 'dead' and finished_at >= ?1 group by job_type",
+        "select job_type, count(*) from jobs where status = 'dead' and finished_at >= $1 group by job_type",
     )
     .bind(since_ms)
     .fetch_all(&mut *conn)

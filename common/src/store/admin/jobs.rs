@@ -3,8 +3,8 @@
 //! the operator actions taken on it. Re-queueing and discarding go through
 //! the queue's own audited operations (`JobStore::requeue_dead`, `discard_dead`).
 
+use crate::db::DbConn;
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 
 use crate::time::format_ms;
 
@@ -138,20 +138,17 @@ const JOB_COLUMNS: &str = "id, job_type, payload, status, attempts, last_error, 
     lease_expires_at, created_at, updated_at, finished_at";
 
 /// One page of jobs, newest first, and how many match in all.
-pub async fn list_jobs(
-    conn: &mut SqliteConnection,
-    filter: &JobListFilter,
-) -> Result<(Vec<ConsoleJob>, i64), sqlx::Error> {
-    let condition = filter.state.map_or("1", ConsoleState::condition);
+pub async fn list_jobs(conn: &mut DbConn, filter: &JobListFilter) -> Result<(Vec<ConsoleJob>, i64), sqlx::Error> {
+    let condition = filter.state.map_or("true", ConsoleState::condition);
     let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "select count(*) from jobs where {condition} and (?1 is null or job_type = ?1)"
+        "select count(*) from jobs where {condition} and ($1 is null or job_type = $1)"
     )))
     .bind(&filter.job_type)
     .fetch_one(&mut *conn)
     .await?;
     let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {JOB_COLUMNS} from jobs where {condition} and (?1 is null or job_type = ?1)
-         order by id desc limit ?2 offset ?3"
+        "select {JOB_COLUMNS} from jobs where {condition} and ($1 is null or job_type = $1)
+         order by id desc limit $2 offset $3"
     )))
     .bind(&filter.job_type)
     .bind(filter.limit)
@@ -208,22 +205,22 @@ pub struct JobDetail {
 }
 
 /// One job with its attempts and operator actions.
-pub async fn job_detail(conn: &mut SqliteConnection, job_id: i64) -> Result<Option<JobDetail>, sqlx::Error> {
+pub async fn job_detail(conn: &mut DbConn, job_id: i64) -> Result<Option<JobDetail>, sqlx::Error> {
     let row: Option<JobRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("select {JOB_COLUMNS} from jobs where id = ?1")))
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("select {JOB_COLUMNS} from jobs where id = $1")))
             .bind(job_id)
             .fetch_optional(&mut *conn)
             .await?;
     let Some(row) = row else { return Ok(None) };
     let attempt_history = sqlx::query_as(
         "select attempt, worker_id, started_at, duration_ms, outcome, error from job_attempts
-         where job_id = ?1 order by id",
+         where job_id = $1 order by id",
     )
     .bind(job_id)
     .fetch_all(&mut *conn)
     .await?;
     let operator_actions = sqlx::query_as(
-        "select action, actor, reason, created_at as at from job_operator_actions where job_id = ?1 order by id",
+        "select action, actor, reason, created_at as at from job_operator_actions where job_id = $1 order by id",
     )
     .bind(job_id)
     .fetch_all(&mut *conn)

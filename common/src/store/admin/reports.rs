@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::DbConn;
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 
-use super::{DAY_MS, PAID_STATUSES_SQL, ms_to_seconds};
+use super::{DAY_MS, PAID_STATUSES_SQL, money_from_parts, money_sum, ms_to_seconds};
 use crate::domain::validation::ValidationErrors;
 use crate::time::format_ms;
 
@@ -175,25 +175,28 @@ pub struct PeriodFigures {
     pub paid_orders: i64,
     /// Of those, orders cancelled.
     pub cancelled_orders: i64,
-    /// Sum of the paid orders' totals, in minor units.
-    pub sales_cents: i64,
+    /// Sum of the paid orders' totals, in minor units (exact: computed in
+    /// 128 bits, so it may exceed 2^63).
+    pub sales_cents: i128,
     /// `sales_cents / paid_orders`, rounded to the nearest cent; 0 without paid orders.
     pub average_order_value_cents: i64,
 }
 
 impl PeriodFigures {
-    fn add(&mut self, orders: i64, paid_orders: i64, cancelled_orders: i64, sales_cents: i64) {
+    fn add(&mut self, orders: i64, paid_orders: i64, cancelled_orders: i64, sales_cents: i128) {
         self.orders += orders;
         self.paid_orders += paid_orders;
         self.cancelled_orders += cancelled_orders;
         self.sales_cents += sales_cents;
+        let paid = i128::from(self.paid_orders);
+        // An average is at most the largest order total, which fits 64 bits.
         self.average_order_value_cents =
-            if self.paid_orders > 0 { (self.sales_cents + self.paid_orders / 2) / self.paid_orders } else { 0 };
+            if paid > 0 { i64::try_from((self.sales_cents + paid / 2) / paid).unwrap_or(i64::MAX) } else { 0 };
     }
 }
 
 /// A product's part in the paid orders of the range.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TopProduct {
     /// The product.
     pub product_id: i64,
@@ -201,8 +204,17 @@ pub struct TopProduct {
     pub name: String,
     /// Units sold.
     pub units: i64,
-    /// Revenue from those units, in minor units.
-    pub revenue_cents: i64,
+    /// Revenue from those units, in minor units (exact, 128 bits).
+    pub revenue_cents: i128,
+}
+
+#[derive(sqlx::FromRow)]
+struct TopProductRow {
+    product_id: i64,
+    name: String,
+    units: i64,
+    revenue_billions: i64,
+    revenue_rest: i64,
 }
 
 /// Percentiles of a lead time over the orders that made the move.
@@ -261,15 +273,17 @@ pub struct SalesReport {
 }
 
 /// Builds the report for `range`.
-pub async fn sales_report(conn: &mut SqliteConnection, range: &ReportRange) -> Result<SalesReport, sqlx::Error> {
+pub async fn sales_report(conn: &mut DbConn, range: &ReportRange) -> Result<SalesReport, sqlx::Error> {
     let (from_ms, to_ms) = (range.from_ms, range.to_ms);
     // Per-day figures from the database; weeks and months are folded here.
-    let days: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let days: Vec<(i64, i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select created_at - (created_at % {DAY_MS}) as day, count(*),
-                coalesce(sum(status in {PAID_STATUSES_SQL}), 0),
-                coalesce(sum(status = 'cancelled'), 0),
-                coalesce(sum(case when status in {PAID_STATUSES_SQL} then total_cents else 0 end), 0)
-         from orders where created_at >= ?1 and created_at < ?2 group by day"
+                coalesce(sum(case when status in {PAID_STATUSES_SQL} then 1 else 0 end), 0),
+                coalesce(sum(case when status = 'cancelled' then 1 else 0 end), 0),
+                {}
+         from orders where created_at >= $1 and created_at < $2
+         group by created_at - (created_at % {DAY_MS})",
+        money_sum(&format!("case when status in {PAID_STATUSES_SQL} then total_cents else 0 end"))
     )))
     .bind(from_ms)
     .bind(to_ms)
@@ -292,7 +306,8 @@ pub async fn sales_report(conn: &mut SqliteConnection, range: &ReportRange) -> R
         end: format_ms(to_ms),
         ..Default::default()
     };
-    for (day_ms, orders, paid, cancelled, sales_cents) in days {
+    for (day_ms, orders, paid, cancelled, sales_billions, sales_rest) in days {
+        let sales_cents = money_from_parts(sales_billions, sales_rest);
         // The period holding this day: the last whose start is at or before it
         // (the first period may start after midnight of the range's first day).
         let index = bounds.partition_point(|start| *start <= day_ms.max(from_ms)).saturating_sub(1);
@@ -304,29 +319,40 @@ pub async fn sales_report(conn: &mut SqliteConnection, range: &ReportRange) -> R
 
     let top = |order_by: &str| {
         format!(
-            "select i.product_id, coalesce(p.name, max(i.name)) as name,
-                    sum(i.quantity) as units, sum(i.line_total_cents) as revenue_cents
+            "select i.product_id, coalesce(max(p.name), max(i.name)) as name,
+                    cast(sum(i.quantity) as bigint) as units,
+                    cast(sum(i.line_total_cents / 1000000000) as bigint) as revenue_billions,
+                    cast(sum(i.line_total_cents % 1000000000) as bigint) as revenue_rest
              from order_items i join orders o on o.id = i.order_id left join products p on p.id = i.product_id
-             where o.status in {PAID_STATUSES_SQL} and o.created_at >= ?1 and o.created_at < ?2
-             group by i.product_id order by {order_by} desc, i.product_id limit ?3"
+             where o.status in {PAID_STATUSES_SQL} and o.created_at >= $1 and o.created_at < $2
+             group by i.product_id order by {order_by}, i.product_id limit $3"
         )
     };
-    let top_products_by_units: Vec<TopProduct> = sqlx::query_as(sqlx::AssertSqlSafe(top("units")))
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(TOP_PRODUCTS)
-        .fetch_all(&mut *conn)
-        .await?;
-    let top_products_by_revenue: Vec<TopProduct> = sqlx::query_as(sqlx::AssertSqlSafe(top("revenue_cents")))
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(TOP_PRODUCTS)
-        .fetch_all(&mut *conn)
-        .await?;
+    let mut top_products = Vec::new();
+    for order_by in ["units desc", "revenue_billions desc, revenue_rest desc"] {
+        let rows: Vec<TopProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(top(order_by)))
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(TOP_PRODUCTS)
+            .fetch_all(&mut *conn)
+            .await?;
+        top_products.push(
+            rows.into_iter()
+                .map(|row| TopProduct {
+                    product_id: row.product_id,
+                    name: row.name,
+                    units: row.units,
+                    revenue_cents: money_from_parts(row.revenue_billions, row.revenue_rest),
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    let top_products_by_revenue = top_products.pop().unwrap_or_default();
+    let top_products_by_units = top_products.pop().unwrap_or_default();
 
     let cancellations_by_reason: BTreeMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
         "select coalesce(cancel_reason, 'unknown'), count(*) from orders
-         where status = 'cancelled' and created_at >= ?1 and created_at < ?2 group by 1",
+         where status = 'cancelled' and created_at >= $1 and created_at < $2 group by 1",
     )
     .bind(from_ms)
     .bind(to_ms)
@@ -336,19 +362,23 @@ pub async fn sales_report(conn: &mut SqliteConnection, range: &ReportRange) -> R
     .collect();
 
     let to_confirmed: Vec<i64> = sqlx::query_scalar(
-        "select (select min(h.at) from order_status_history h
-                 where h.order_id = o.id and h.to_status = 'confirmed') - o.created_at as waited
-         from orders o where o.created_at >= ?1 and o.created_at < ?2 and waited is not null",
+        "select waited from (
+             select (select min(h.at) from order_status_history h
+                     where h.order_id = o.id and h.to_status = 'confirmed') - o.created_at as waited
+             from orders o where o.created_at >= $1 and o.created_at < $2) as lead_times
+         where waited is not null",
     )
     .bind(from_ms)
     .bind(to_ms)
     .fetch_all(&mut *conn)
     .await?;
     let to_delivered: Vec<i64> = sqlx::query_scalar(
-        "select (select min(h.at) from order_status_history h where h.order_id = o.id and h.to_status = 'delivered')
-              - (select min(h.at) from order_status_history h where h.order_id = o.id and h.to_status = 'confirmed')
-                as waited
-         from orders o where o.created_at >= ?1 and o.created_at < ?2 and o.status = 'delivered' and waited is not null",
+        "select waited from (
+             select (select min(h.at) from order_status_history h where h.order_id = o.id and h.to_status = 'delivered')
+                  - (select min(h.at) from order_status_history h where h.order_id = o.id and h.to_status = 'confirmed')
+                    as waited
+             from orders o where o.created_at >= $1 and o.created_at < $2 and o.status = 'delivered') as lead_times
+         where waited is not null",
     )
     .bind(from_ms)
     .bind(to_ms)

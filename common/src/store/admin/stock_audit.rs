@@ -3,8 +3,8 @@
 //! reservation was not released). A product that breaks it lost or created
 //! units outside the recorded paths.
 
+use crate::db::DbConn;
 use serde::Serialize;
-use sqlx::SqliteConnection;
 
 use crate::time::format_ms;
 
@@ -12,14 +12,14 @@ use crate::time::format_ms;
 /// aggregates joined once, instead of a correlated sum per product.
 const AUDIT_SQL: &str = "
     with adjusted as (
-        select product_id, sum(delta) as units from stock_adjustments group by product_id
+        select product_id, cast(sum(delta) as bigint) as units from stock_adjustments group by product_id
     ), held as (
-        select i.product_id, sum(i.quantity) as units
+        select i.product_id, cast(sum(i.quantity) as bigint) as units
         from order_items i join stock_reservations r on r.order_id = i.order_id
         where r.released_at is null
         group by i.product_id
     )
-    select p.id as product_id, p.name, p.sku, p.deleted_at is not null as deleted,
+    select p.id as product_id, p.name, p.sku, case when p.deleted_at is null then 0 else 1 end as deleted,
            p.initial_stock, coalesce(adjusted.units, 0) as adjustments, p.stock,
            coalesce(held.units, 0) as held_by_orders
     from products p
@@ -69,7 +69,7 @@ struct AuditRow {
     product_id: i64,
     name: String,
     sku: Option<String>,
-    deleted: bool,
+    deleted: i64,
     initial_stock: i64,
     adjustments: i64,
     stock: i64,
@@ -78,7 +78,7 @@ struct AuditRow {
 
 /// Audits every product. Run it in one read transaction (or on a single
 /// connection) so the figures come from one snapshot.
-pub async fn stock_audit(conn: &mut SqliteConnection, now_ms: i64) -> Result<StockAudit, sqlx::Error> {
+pub async fn stock_audit(conn: &mut DbConn, now_ms: i64) -> Result<StockAudit, sqlx::Error> {
     let products_checked: i64 = sqlx::query_scalar("select count(*) from products").fetch_one(&mut *conn).await?;
     let rows: Vec<AuditRow> = sqlx::query_as(AUDIT_SQL).fetch_all(&mut *conn).await?;
     let violations: Vec<StockViolation> = rows
@@ -88,7 +88,7 @@ pub async fn stock_audit(conn: &mut SqliteConnection, now_ms: i64) -> Result<Sto
             product_id: row.product_id,
             name: row.name,
             sku: row.sku,
-            deleted: row.deleted,
+            deleted: row.deleted != 0,
             initial_stock: row.initial_stock,
             adjustments: row.adjustments,
             stock: row.stock,
@@ -99,6 +99,8 @@ pub async fn stock_audit(conn: &mut SqliteConnection, now_ms: i64) -> Result<Sto
 }
 
 /// How many products break the audit, for the `kassa_stock_audit_violations` gauge.
-pub async fn violation_count(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from ({AUDIT_SQL})"))).fetch_one(conn).await
+pub async fn violation_count(conn: &mut DbConn) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from ({AUDIT_SQL}) as violations")))
+        .fetch_one(conn)
+        .await
 }

@@ -1,0 +1,107 @@
+//! The SQLite file: where it is, how it is created (mode 0600, so the WAL
+//! and shared-memory files SQLite creates beside it get the same mode), and
+//! the pragmas every connection runs with.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use sqlx::ConnectOptions;
+use sqlx::any::AnyConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+
+use super::{DbConn, DbError, Durability};
+
+/// The file a `sqlite:` URL names.
+pub(super) fn file_of(url: &str) -> Result<PathBuf, DbError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| DbError::InvalidUrl { url: url.to_owned(), reason: e.to_string() })?;
+    let file = options.get_filename().to_path_buf();
+    if file.as_os_str().is_empty() || file.to_string_lossy().contains("sqlx-in-memory") {
+        return Err(DbError::InvalidUrl { url: url.to_owned(), reason: "Kassa needs a database file".into() });
+    }
+    Ok(file)
+}
+
+/// Creates the database file (and its directory) readable by its owner
+/// only, unless it exists. SQLite gives its `-wal` and `-shm` files the
+/// database file's permissions.
+pub(super) fn create_file(file: &Path) -> Result<(), DbError> {
+    if let Some(parent) = file.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|source| DbError::CreateFile { path: parent.to_path_buf(), source })?;
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(DbError::CreateFile { path: file.to_path_buf(), source }),
+    }
+}
+
+/// Options for sqlx's `Any` driver opening `file` read-write.
+pub(super) fn any_options(file: &Path) -> Result<AnyConnectOptions, DbError> {
+    let url = SqliteConnectOptions::new().filename(file).to_url_lossy();
+    AnyConnectOptions::from_str(url.as_str())
+        .map_err(|e| DbError::InvalidUrl { url: file.display().to_string(), reason: e.to_string() })
+}
+
+/// The pragmas each connection runs right after it opens.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pragmas {
+    synchronous: Durability,
+    busy_timeout_ms: u64,
+}
+
+impl Pragmas {
+    pub(super) fn new(synchronous: Durability, busy_timeout_ms: u64) -> Pragmas {
+        Pragmas { synchronous, busy_timeout_ms }
+    }
+
+    fn sql(self) -> String {
+        let synchronous = match self.synchronous {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        // 4 MiB of page cache per connection: enough for the hot tables,
+        // and nine connections stay far below the memory budget.
+        format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = {}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;",
+            self.busy_timeout_ms
+        )
+    }
+
+    pub(super) async fn apply(self, conn: &mut DbConn) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(self.sql())).execute(conn).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn urls_name_relative_and_absolute_files() {
+        assert_eq!(file_of("sqlite://rel/kassa.db").expect("valid"), PathBuf::from("rel/kassa.db"));
+        assert_eq!(file_of("sqlite:///abs/kassa.db").expect("valid"), PathBuf::from("/abs/kassa.db"));
+        assert!(file_of("sqlite::memory:").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_wal_and_shm_files_are_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = super::super::DbArgs::in_dir(dir.path(), Durability::Normal).open().await.expect("db");
+        db.write(|tx| Box::pin(async move { sqlx::query("create table t (x integer)").execute(tx).await.map(drop) }))
+            .await
+            .expect("write");
+        for name in ["kassa.db", "kassa.db-wal", "kassa.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name)).expect(name).permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+        }
+        db.close().await;
+    }
+}

@@ -1,0 +1,156 @@
+//! What the phases share: the HTTP target with its customers' tokens,
+//! starting and stopping processes, their CPU time, and small database
+//! helpers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::json;
+use sqlx::SqlitePool;
+
+use crate::app::TestApp;
+use crate::load::LoadReport;
+use crate::process::ChildProcess;
+use crate::worker::wait_until;
+
+/// What the load tasks share: the client, the address, the tokens.
+pub(super) struct Target {
+    pub(super) client: reqwest::Client,
+    pub(super) base_url: String,
+    pub(super) tokens: Vec<String>,
+    pub(super) hot_product_id: i64,
+}
+
+impl Target {
+    /// Places an order for one unit of the hot product; returns the order id.
+    pub(super) async fn place_order(&self, user: usize) -> anyhow::Result<i64> {
+        let body = json!({"items": [{"product_id": self.hot_product_id, "quantity": 1}]});
+        let response = self
+            .client
+            .post(format!("{}/orders/", self.base_url))
+            .bearer_auth(&self.tokens[user % self.tokens.len()])
+            .json(&body)
+            .send()
+            .await
+            .context("Failed to send POST /orders/")?;
+        let status = response.status();
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let text = response.text().await.context("Failed to read the answer of POST /orders/")?;
+        if status.as_u16() != 202 {
+            bail!("POST /orders/ answered {status}: {text}");
+        }
+        location
+            .as_deref()
+            .and_then(|location| location.strip_prefix("/orders/"))
+            .and_then(|id| id.parse().ok())
+            .with_context(|| format!("POST /orders/ answered 202 without a usable Location ({location:?})"))
+    }
+
+    /// GETs `path` as `token` and reads the whole body; fails unless 200.
+    pub(super) async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<()> {
+        let mut request = self.client.get(format!("{}{path}", self.base_url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.with_context(|| format!("Failed to send GET {path}"))?;
+        let status = response.status();
+        let body = response.bytes().await.with_context(|| format!("Failed to read the answer of GET {path}"))?;
+        if status.as_u16() != 200 {
+            bail!("GET {path} answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(())
+    }
+}
+
+/// CPU time (user + system) a process has used, in milliseconds.
+/// `/proc/PID/stat` counts in USER_HZ, which Linux fixes at 100 per second.
+pub(super) fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("Failed to read /proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).context("Failed to parse /proc/PID/stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| -> anyhow::Result<f64> {
+        fields.get(index).context("Failed to find the CPU times in /proc/PID/stat")?.parse::<f64>().map_err(Into::into)
+    };
+    Ok((ticks(11)? + ticks(12)?) * 10.0)
+}
+
+/// Runs a panicking `TestApp` helper in a task so its panic becomes an error.
+pub(super) async fn catch<T: Send + 'static>(
+    what: &str,
+    future: impl Future<Output = T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::spawn(future).await.map_err(|error| match error.try_into_panic() {
+        Ok(payload) => anyhow!(
+            "{what} failed: {}",
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default()
+        ),
+        Err(error) => anyhow!("{what} failed: {error}"),
+    })
+}
+
+/// Starts a worker process on the app's database at this durability.
+pub(super) async fn start_worker(
+    app: &Arc<TestApp>,
+    worker_id: String,
+    sync: &'static str,
+    extra_env: &[(String, String)],
+) -> anyhow::Result<ChildProcess> {
+    let app = Arc::clone(app);
+    let what = format!("starting worker {worker_id}");
+    let mut env: Vec<(String, String)> = [
+        ("KASSA_SQLITE_SYNCHRONOUS", sync),
+        ("KASSA_SANDBOX_FAILURE_RATE", "0"),
+        ("KASSA_SANDBOX_LATENCY_MS", "0"),
+        ("RUST_LOG", "warn,kassa_worker::runtime=info"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect();
+    env.extend(extra_env.iter().cloned());
+    tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+        app.spawn_worker(&worker_id, &env)
+    })
+    .await
+    .map_err(|error| anyhow!("{what} failed: {error}"))
+}
+
+/// Stops processes with SIGTERM and waits for them to exit (SIGKILL on drop otherwise).
+pub(super) fn stop(processes: &mut [ChildProcess]) {
+    for process in processes.iter() {
+        process.signal("TERM");
+    }
+    for process in processes.iter_mut() {
+        if process.wait_exit(Duration::from_secs(30)).is_none() {
+            eprintln!("a process did not stop within 30 s after SIGTERM; killing it");
+            process.kill();
+        }
+    }
+}
+
+pub(super) async fn scalar(pool: &SqlitePool, sql: &str) -> anyhow::Result<i64> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await.with_context(|| format!("Failed to run {sql}"))
+}
+
+/// Fails loudly when a load phase had failed requests.
+pub(super) fn check_failures<T>(phase: &str, report: &LoadReport<T>) -> anyhow::Result<()> {
+    if report.failures > 0 {
+        bail!("{phase}: {} requests failed, e.g. {:?}", report.failures, report.failure_samples);
+    }
+    Ok(())
+}
+
+/// Waits until no job is pending or running.
+pub(super) async fn wait_quiescent(pool: &SqlitePool) -> anyhow::Result<()> {
+    wait_until("every job finished", Duration::from_secs(900), || async {
+        Ok(scalar(pool, "select count(*) from jobs where status in ('pending', 'running')").await? == 0)
+    })
+    .await
+}
