@@ -59,3 +59,29 @@ async fn jobs_of_a_killed_worker_are_rescued_soon_after_the_lease_expires() -> a
     Ok(())
 }
 }
+
+kassa_tests::black_box! {
+/// A lone worker draining a stream of short jobs never reports a lost
+/// lease: a heartbeat that meets a job whose ack has just committed finds
+/// it finished, and that is not a loss (it used to be logged as one, in
+/// bursts at every heartbeat under load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_worker_loses_no_lease_while_draining() -> anyhow::Result<()> {
+    const JOBS: i64 = 3_000;
+    let db = QueueDb::new().await?;
+    let payloads: Vec<_> = (0..JOBS).map(|key| json!({ "key": key })).collect();
+    db.push_probes(&payloads).await?;
+    // A one-second lease: heartbeats every third of a second, many of
+    // them while acks are in flight.
+    let mut spec = WorkerSpec::new("lone");
+    spec.lease_secs = 1.0;
+    let worker = WorkerProcess::start(&db, spec).await?;
+    db.wait_for_state_count("succeeded", JOBS, Duration::from_secs(120)).await?;
+    let logs = worker.logs();
+    let lost = logs.matches("lease lost to another worker").count() + logs.matches("result discarded").count();
+    assert_eq!(lost, 0, "a lone worker reported {lost} lost leases:\n{logs}");
+    assert_eq!(db.scalar("select count(*) from job_attempts").await?, JOBS, "every job ran once");
+    worker.terminate()?;
+    Ok(())
+}
+}

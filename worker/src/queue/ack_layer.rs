@@ -185,6 +185,9 @@ async fn finish<S: JobStore>(shared: &Shared<S>, job: &JobMeta, started_at_ms: i
         finished_at_ms: now_ms(),
         resolution,
     };
+    if let Some(held) = shared.held().get_mut(&job.lease.job_id) {
+        held.acking = true;
+    }
     match acker::ack(&shared.acks, ack).await {
         Ok(AckResult::Applied) => {}
         Ok(AckResult::LeaseLost) => {

@@ -71,7 +71,7 @@ pub(super) async fn run<S: JobStore>(
             for (job, slot) in claimed.into_iter().zip(free.drain(..)) {
                 held.insert(
                     job.lease.job_id,
-                    Held { lease: job.lease, attempt: job.attempt, started_at_ms: None, _slot: slot },
+                    Held { lease: job.lease, attempt: job.attempt, started_at_ms: None, acking: false, _slot: slot },
                 );
                 // If the worker is gone the job stays held and is released at shutdown.
                 let _ = jobs.send(job);

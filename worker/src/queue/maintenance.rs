@@ -16,23 +16,39 @@ use kassa_common::queue::outcome::error_chain;
 use kassa_common::queue::store::JobStore;
 
 pub(super) async fn run<S: JobStore>(shared: Arc<Shared<S>>, mut stop: watch::Receiver<bool>) {
+    // Heartbeats have a loop of their own: a long prune or a slow rescue
+    // must never delay the extension of a held lease.
+    let heartbeats = tokio::spawn(heartbeats(shared.clone(), stop.clone()));
     let config = &shared.config;
-    let mut heartbeat = interval(config.heartbeat_every());
     let mut rescue = interval(config.rescue_every());
     let mut prune = interval(config.prune_every);
     let mut stats = interval(config.stats_every.unwrap_or(Duration::from_secs(3600)));
-    for timer in [&mut heartbeat, &mut rescue, &mut prune, &mut stats] {
+    for timer in [&mut rescue, &mut prune, &mut stats] {
         timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     }
     let mut prune_stop = stop.clone();
     loop {
         tokio::select! {
             biased;
-            _ = super::stopped(&mut stop) => return,
-            _ = heartbeat.tick() => extend_leases(&shared).await,
+            _ = super::stopped(&mut stop) => break,
             _ = rescue.tick() => rescue_expired(&shared).await,
             _ = prune.tick() => prune_finished(&shared, &mut prune_stop).await,
             _ = stats.tick(), if config.stats_every.is_some() => sample_stats(&shared).await,
+        }
+    }
+    if let Err(error) = heartbeats.await {
+        tracing::error!(%error, "heartbeat task failed");
+    }
+}
+
+async fn heartbeats<S: JobStore>(shared: Arc<Shared<S>>, mut stop: watch::Receiver<bool>) {
+    let mut heartbeat = interval(shared.config.heartbeat_every());
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = super::stopped(&mut stop) => return,
+            _ = heartbeat.tick() => extend_leases(&shared).await,
         }
     }
 }
@@ -45,7 +61,9 @@ async fn extend_leases<S: JobStore>(shared: &Shared<S>) {
     let expires_at_ms = now_ms().saturating_add(duration_ms(shared.config.lease));
     match shared.store.extend_leases(&leases, expires_at_ms).await {
         Ok(lost) => {
-            for lease in lost {
+            // A job whose ack committed while the heartbeat was on its way
+            // is finished, not lost; its ack reports a real loss itself.
+            for lease in lost.into_iter().filter(|lease| shared.held_unacked(lease)) {
                 ::metrics::counter!(metrics::LEASES_LOST).increment(1);
                 tracing::warn!(
                     job_id = %lease.job_id,

@@ -114,6 +114,10 @@ struct Held {
     attempt: u32,
     /// When its handler started; `None` while it waits in the buffer.
     started_at_ms: Option<i64>,
+    /// Its result has been handed to the acker: from then on the ack, not
+    /// a heartbeat, says whether the lease was lost (a heartbeat racing a
+    /// committed ack would find the job finished and cry wolf).
+    acking: bool,
     /// Frees the concurrency slot when the job is done.
     _slot: OwnedSemaphorePermit,
 }
@@ -137,6 +141,12 @@ impl<S: JobStore> Shared<S> {
 
     fn held_leases(&self) -> Vec<Lease> {
         self.held().values().map(|held| held.lease).collect()
+    }
+
+    /// Whether `lease` is still held by a job whose result is not yet on
+    /// its way to the store: only such a lease can be lost to a heartbeat.
+    fn held_unacked(&self, lease: &Lease) -> bool {
+        self.held().get(&lease.job_id).is_some_and(|held| !held.acking && held.lease.token == lease.token)
     }
 
     /// Stops claiming and waits for a claim in progress to finish.
