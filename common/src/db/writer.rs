@@ -422,7 +422,11 @@ mod tests {
             }
         }
         assert_eq!(failed, [7, 12], "only the failing units fail");
-        assert_eq!(count(&db).await, 19, "the others' rows are committed (and the first row), the failing ones' are not");
+        assert_eq!(
+            count(&db).await,
+            19,
+            "the others' rows are committed (and the first row), the failing ones' are not"
+        );
         let present: Vec<i64> =
             sqlx::query_scalar("select x from group_commit_test order by x").fetch_all(db.pool()).await.expect("rows");
         assert!(!present.contains(&7), "unit 7's write was rolled back with it");

@@ -37,7 +37,12 @@ pub enum EmailState {
 
 /// Where the e-mail about `event` of an order stands, for the notify job
 /// `job_id`, in one read.
-pub async fn email_state(conn: &mut DbConn, order_id: i64, event: &str, job_id: i64) -> Result<EmailState, sqlx::Error> {
+pub async fn email_state(
+    conn: &mut DbConn,
+    order_id: i64,
+    event: &str,
+    job_id: i64,
+) -> Result<EmailState, sqlx::Error> {
     let (sent, earlier): (i64, i64) = sqlx::query_as(
         "select (select count(*) from notifications where order_id = $1 and event = $2),
                 (select count(*) from jobs

@@ -7,10 +7,10 @@
 use sqlx::AnyPool;
 
 use crate::db::{Backend, DbConn, now_ms};
-use crate::store::sql::{Bind, Statement};
 use crate::queue::job::{ClaimedJob, JobId, Lease};
 use crate::queue::store::{Ack, AckResult, ClaimRequest, Release, RescuedJob, Resolution};
 use crate::queue::{postgres, sqlite};
+use crate::store::sql::{Bind, Statement};
 
 #[derive(sqlx::FromRow)]
 struct ClaimRow {
