@@ -204,6 +204,14 @@ enum Attempt {
     Again { units: Vec<Box<dyn ErasedUnit>>, error: sqlx::Error, connection_broken: bool },
 }
 
+/// Takes the writer's connection from the pool and gives it the writer's
+/// page cache.
+async fn acquire(pool: &AnyPool) -> Result<PoolConnection<Any>, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    sqlx::raw_sql(super::sqlite::WRITER_CACHE).execute(&mut *connection).await?;
+    Ok(connection)
+}
+
 async fn commit_group(
     pool: &AnyPool,
     conn: &mut Option<PoolConnection<Any>>,
@@ -215,7 +223,7 @@ async fn commit_group(
         tries += 1;
         let connection = match conn {
             Some(connection) => connection,
-            None => match pool.acquire().await {
+            None => match acquire(pool).await {
                 Ok(connection) => conn.insert(connection),
                 Err(error) => return fail_all(units, &error, counters),
             },
