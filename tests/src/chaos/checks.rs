@@ -31,7 +31,10 @@ use anyhow::Context;
 use reqwest::Method;
 use sqlx::AnyPool;
 
-use super::api::{Api, Call};
+use kassa_common::db::Backend;
+
+use super::api::{Api, Call, ServerError};
+use super::database::Cut;
 use super::workload::{DECLINED, Tally};
 use crate::invariants;
 
@@ -39,6 +42,11 @@ use crate::invariants;
 const STABLE: [&str; 4] = ["confirmed", "shipped", "delivered", "cancelled"];
 /// Offending ids listed in a detail line.
 const LISTED: usize = 10;
+/// How long after a database cut a 503 is still the cut's doing: the pools
+/// notice dead sessions on their next use and reconnect within a second.
+pub const CUT_WINDOW: Duration = Duration::from_secs(10);
+/// Orders acknowledged this soon after a cut count as acknowledged around it.
+const AROUND_A_CUT: Duration = Duration::from_secs(1);
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -92,6 +100,14 @@ pub struct Inputs<'a> {
     pub mail_dir: &'a Path,
     /// How long the system took to become quiescent, or why it did not.
     pub settled: Result<Duration, String>,
+    /// The database's backend.
+    pub backend: Backend,
+    /// The database cuts, when `--cut-db-every` was given (`None` otherwise).
+    pub cuts: Option<&'a [Cut]>,
+    /// Every 5xx answer the clients got.
+    pub server_errors: &'a [ServerError],
+    /// Processes that exited without being killed.
+    pub exited: &'a [String],
 }
 
 fn listed(ids: &[i64]) -> String {
@@ -119,6 +135,9 @@ pub async fn run_all(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Check>> {
         no_dead_jobs(inputs).await?,
         idempotent_replays(inputs),
         documented_answers(inputs),
+        no_server_error(inputs),
+        cuts_lost_nothing(inputs).await?,
+        no_process_gave_up(inputs),
     ])
 }
 
@@ -549,9 +568,51 @@ async fn mail_once(inputs: &Inputs<'_>) -> anyhow::Result<Check> {
 }
 
 async fn integrity(inputs: &Inputs<'_>) -> anyhow::Result<Check> {
+    if inputs.backend == Backend::Postgres {
+        return Ok(postgres_integrity(inputs.pool).await);
+    }
     let rows: Vec<String> = sqlx::query_scalar("pragma integrity_check").fetch_all(inputs.pool).await?;
     let ok = rows.len() == 1 && rows[0] == "ok";
     Ok(Check::judge("PRAGMA integrity_check = ok", ok, rows.join("; ")))
+}
+
+/// PostgreSQL's counterpart of `PRAGMA integrity_check`: the `amcheck`
+/// extension's heap check on every table and B-tree check (with heap
+/// cross-check) on every index of the schema. Skipped when the extension
+/// cannot be installed (not a superuser, contrib missing).
+async fn postgres_integrity(pool: &AnyPool) -> Check {
+    let name = "amcheck: verify_heapam and bt_index_check clean";
+    if let Err(error) = sqlx::query("create extension if not exists amcheck").execute(pool).await {
+        let detail = format!("the amcheck extension is not available: {error}");
+        return Check { name, verdict: Verdict::Skip, detail, orders: Vec::new() };
+    }
+    let heap: Result<Vec<(String, String)>, sqlx::Error> = sqlx::query_as(
+        "select c.relname::text, v.msg from pg_class c
+         join pg_namespace n on n.oid = c.relnamespace
+         cross join lateral verify_heapam(c.oid) v
+         where c.relkind = 'r' and n.nspname = current_schema()",
+    )
+    .fetch_all(pool)
+    .await;
+    let indexes: Result<Vec<(String, String)>, sqlx::Error> = sqlx::query_as(
+        "select c.relname::text, bt_index_check(c.oid, true)::text from pg_index i
+         join pg_class c on c.oid = i.indexrelid
+         join pg_am am on am.oid = c.relam
+         join pg_namespace n on n.oid = c.relnamespace
+         where am.amname = 'btree' and n.nspname = current_schema()",
+    )
+    .fetch_all(pool)
+    .await;
+    match (heap, indexes) {
+        (Ok(heap), Ok(indexes)) if heap.is_empty() => {
+            Check::judge(name, true, format!("every table's heap and {} B-tree indexes verified", indexes.len()))
+        }
+        (Ok(heap), Ok(_)) => {
+            let shown: Vec<String> = heap.iter().take(LISTED).map(|(table, msg)| format!("{table}: {msg}")).collect();
+            Check::judge(name, false, format!("{} heap corruptions: {}", heap.len(), shown.join("; ")))
+        }
+        (Err(error), _) | (_, Err(error)) => Check::judge(name, false, format!("amcheck failed: {error}")),
+    }
 }
 
 async fn no_lease_left(inputs: &Inputs<'_>) -> anyhow::Result<Check> {
@@ -603,6 +664,85 @@ fn idempotent_replays(inputs: &Inputs<'_>) -> Check {
         )
     };
     Check::judge("Idempotency-Key replays return the first order", mismatches.is_empty(), detail)
+}
+
+fn no_server_error(inputs: &Inputs<'_>) -> Check {
+    let name = "no 500; 503 only while the database was cut";
+    let cuts = inputs.cuts.unwrap_or_default();
+    let mut explained = 0;
+    let mut longest_after_cut = Duration::ZERO;
+    let mut unexplained = Vec::new();
+    for error in inputs.server_errors {
+        let cut = cuts.iter().rev().find(|cut| cut.at <= error.at);
+        match cut.map(|cut| error.at - cut.at) {
+            Some(after) if error.status == 503 && after <= CUT_WINDOW => {
+                explained += 1;
+                longest_after_cut = longest_after_cut.max(after);
+            }
+            _ => unexplained.push(error.what.clone()),
+        }
+    }
+    let mut detail = format!(
+        "{} 5xx answers: {explained} were 503 within {}s of a database cut (the latest {:.1}s after it)",
+        inputs.server_errors.len(),
+        CUT_WINDOW.as_secs(),
+        longest_after_cut.as_secs_f64()
+    );
+    if !unexplained.is_empty() {
+        let shown: Vec<String> = unexplained.iter().take(5).cloned().collect();
+        let _ = write!(detail, "; {} others: {}", unexplained.len(), shown.join("; "));
+    }
+    Check::judge(name, unexplained.is_empty(), detail)
+}
+
+async fn cuts_lost_nothing(inputs: &Inputs<'_>) -> anyhow::Result<Check> {
+    let name = "database cuts lost no acknowledged order";
+    let Some(cuts) = inputs.cuts else {
+        let detail = "no --cut-db-every: the database was never cut".to_owned();
+        return Ok(Check { name, verdict: Verdict::Skip, detail, orders: Vec::new() });
+    };
+    let statuses = final_statuses(inputs.pool).await?;
+    let sessions: u64 = cuts.iter().map(|cut| cut.sessions).sum();
+    let around: Vec<i64> = inputs
+        .tally
+        .orders()
+        .iter()
+        .filter(|order| {
+            cuts.iter().any(|cut| cut.at <= order.accepted_at && order.accepted_at - cut.at <= AROUND_A_CUT)
+        })
+        .map(|order| order.order_id)
+        .collect();
+    let broken: Vec<i64> = around
+        .iter()
+        .copied()
+        .filter(|id| statuses.get(id).is_none_or(|status| !STABLE.contains(&status.as_str())))
+        .collect();
+    let unavailable = inputs.tally.unavailable.load(std::sync::atomic::Ordering::Relaxed);
+    let mut detail = format!(
+        "{} cuts terminated {sessions} sessions; {} orders acknowledged within {}s after a cut, {} of them stable; \
+         {unavailable} order attempts without a key answered 503",
+        cuts.len(),
+        around.len(),
+        AROUND_A_CUT.as_secs(),
+        around.len() - broken.len()
+    );
+    if !broken.is_empty() {
+        let _ = write!(detail, "; lost or not stable: [{}]", listed(&broken));
+    }
+    let ok = !cuts.is_empty() && sessions > 0 && broken.is_empty();
+    if cuts.is_empty() || sessions == 0 {
+        detail.push_str("; the database was never really cut");
+    }
+    Ok(Check::judge(name, ok, detail).with_orders(broken))
+}
+
+fn no_process_gave_up(inputs: &Inputs<'_>) -> Check {
+    let detail = if inputs.exited.is_empty() {
+        "every process not killed by the monkey was still running at the end".to_owned()
+    } else {
+        inputs.exited.join("; ")
+    };
+    Check::judge("no process exited on its own", inputs.exited.is_empty(), detail)
 }
 
 fn documented_answers(inputs: &Inputs<'_>) -> Check {
