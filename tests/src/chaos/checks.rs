@@ -667,12 +667,16 @@ fn idempotent_replays(inputs: &Inputs<'_>) -> Check {
 }
 
 fn no_server_error(inputs: &Inputs<'_>) -> Check {
+    judge_server_errors(inputs.server_errors, inputs.cuts.unwrap_or_default())
+}
+
+/// Every 5xx must be a 503 that came at most [`CUT_WINDOW`] after a cut.
+fn judge_server_errors(server_errors: &[ServerError], cuts: &[Cut]) -> Check {
     let name = "no 500; 503 only while the database was cut";
-    let cuts = inputs.cuts.unwrap_or_default();
     let mut explained = 0;
     let mut longest_after_cut = Duration::ZERO;
     let mut unexplained = Vec::new();
-    for error in inputs.server_errors {
+    for error in server_errors {
         let cut = cuts.iter().rev().find(|cut| cut.at <= error.at);
         match cut.map(|cut| error.at - cut.at) {
             Some(after) if error.status == 503 && after <= CUT_WINDOW => {
@@ -684,7 +688,7 @@ fn no_server_error(inputs: &Inputs<'_>) -> Check {
     }
     let mut detail = format!(
         "{} 5xx answers: {explained} were 503 within {}s of a database cut (the latest {:.1}s after it)",
-        inputs.server_errors.len(),
+        server_errors.len(),
         CUT_WINDOW.as_secs(),
         longest_after_cut.as_secs_f64()
     );
@@ -753,4 +757,42 @@ fn documented_answers(inputs: &Inputs<'_>) -> Check {
         format!("{count} unexpected answers: {}", samples.join("; "))
     };
     Check::judge("the API answered as documented", count == 0, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{CUT_WINDOW, Verdict, judge_server_errors};
+    use crate::chaos::api::ServerError;
+    use crate::chaos::database::Cut;
+
+    fn answer(at: Instant, status: u16) -> ServerError {
+        ServerError { at, status, what: format!("POST /orders/ → {status}") }
+    }
+
+    #[test]
+    fn a_503_soon_after_a_database_cut_is_allowed() {
+        let cut = Instant::now();
+        let errors = [answer(cut + Duration::from_millis(300), 503), answer(cut + CUT_WINDOW, 503)];
+        let check = judge_server_errors(&errors, &[Cut { at: cut, sessions: 12 }]);
+        assert_eq!(check.verdict, Verdict::Pass, "{}", check.detail);
+    }
+
+    #[test]
+    fn a_500_fails_even_right_after_a_cut() {
+        let cut = Instant::now();
+        let errors = [answer(cut + Duration::from_millis(10), 500)];
+        let check = judge_server_errors(&errors, &[Cut { at: cut, sessions: 12 }]);
+        assert_eq!(check.verdict, Verdict::Fail);
+        assert!(check.detail.contains("→ 500"), "{}", check.detail);
+    }
+
+    #[test]
+    fn a_503_long_after_the_last_cut_or_without_any_cut_fails() {
+        let cut = Instant::now();
+        let late = [answer(cut + CUT_WINDOW + Duration::from_secs(1), 503)];
+        assert_eq!(judge_server_errors(&late, &[Cut { at: cut, sessions: 3 }]).verdict, Verdict::Fail);
+        assert_eq!(judge_server_errors(&late, &[]).verdict, Verdict::Fail);
+    }
 }
