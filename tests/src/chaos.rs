@@ -368,7 +368,8 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
         data_dir.path().display()
     ));
     let spec = cluster_spec(config, &hosts, &database, data_dir.path(), &mail)?;
-    let cluster = Cluster::start(spec).await?;
+    let chaos = Arc::new(ChaosTally::default());
+    let cluster = Cluster::start(spec, Arc::clone(&chaos)).await?;
     let placements = cluster.placements();
     for line in &placements {
         progress.note(format_args!("chaos: {line}"));
@@ -387,7 +388,6 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
     let setup = started.elapsed();
 
     let tally = Arc::new(Tally::default());
-    let chaos = Arc::new(ChaosTally::default());
     let cut_log = Arc::new(CutLog::default());
     let mut rng = Rng::new(config.seed);
     let (stop_monkey, monkey_stopped) = watch::channel(false);
@@ -522,6 +522,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
         deliveries: tally.deliveries.load(Ordering::Relaxed),
         worker_kills: chaos.worker_kills.load(Ordering::Relaxed),
         api_restarts: chaos.api_restarts.load(Ordering::Relaxed),
+        start_retries: chaos.start_retries.load(Ordering::Relaxed),
         db_cuts: cuts.len() as u64,
         sessions_cut: cuts.iter().map(|cut| cut.sessions).sum(),
         answers_503: server_errors.iter().filter(|e| e.status == 503).count() as u64,

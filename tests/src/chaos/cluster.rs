@@ -22,6 +22,15 @@ use crate::process::ChildProcess;
 
 /// How long a process may take to say it is up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Starts of one process tried before the harness gives up.
+const START_ATTEMPTS: usize = 5;
+/// What a process says before it exits because the database went away
+/// while it connected or migrated.
+const NO_DATABASE: [&str; 3] = [
+    "failed to open the database",
+    "failed to apply migrations",
+    "terminating connection due to administrator command",
+];
 
 /// What the monkey did, shared with the progress lines and the summary.
 #[derive(Debug, Default)]
@@ -33,6 +42,10 @@ pub struct ChaosTally {
     /// Ids of the workers that were killed, to tell their abandoned leases
     /// from leases that expired on a live worker.
     pub killed_worker_ids: Mutex<Vec<String>>,
+    /// Starts that failed because the database was unreachable at that
+    /// moment (a cut during startup) and were tried again, as a supervisor
+    /// would restart the process.
+    pub start_retries: AtomicU64,
 }
 
 impl ChaosTally {
@@ -83,6 +96,7 @@ pub struct Cluster {
     apis: Vec<ApiProcess>,
     workers: Vec<WorkerProcess>,
     started_workers: usize,
+    tally: Arc<ChaosTally>,
 }
 
 /// The message of a panic caught from a helper of the test support code.
@@ -122,10 +136,35 @@ async fn spawn_and_wait(name: String, command: Command, needle: String) -> anyho
     })
 }
 
+/// Like [`spawn_and_wait`], but a process that exits at start because it
+/// could not open the database (a cut while it connected or migrated) is
+/// started again, as systemd's `Restart=on-failure` would; counted in
+/// `tally`.
+async fn start_supervised(
+    name: &str,
+    make_command: impl Fn() -> Command,
+    needle: &str,
+    tally: &ChaosTally,
+) -> anyhow::Result<(ChildProcess, String)> {
+    let mut attempt = 1;
+    loop {
+        match spawn_and_wait(name.to_owned(), make_command(), needle.to_owned()).await {
+            Err(error)
+                if attempt < START_ATTEMPTS && NO_DATABASE.iter().any(|said| error.to_string().contains(said)) =>
+            {
+                tally.start_retries.fetch_add(1, Ordering::Relaxed);
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 impl Cluster {
-    /// Starts the APIs, then the workers.
-    pub async fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
-        let mut cluster = Cluster { spec, apis: Vec::new(), workers: Vec::new(), started_workers: 0 };
+    /// Starts the APIs, then the workers; start retries are counted in `tally`.
+    pub async fn start(spec: ClusterSpec, tally: Arc<ChaosTally>) -> anyhow::Result<Cluster> {
+        let mut cluster = Cluster { spec, apis: Vec::new(), workers: Vec::new(), started_workers: 0, tally };
         for index in 0..cluster.spec.apis.len() {
             let api = cluster.start_api(index).await?;
             cluster.apis.push(api);
@@ -139,8 +178,8 @@ impl Cluster {
 
     async fn start_api(&self, index: usize) -> anyhow::Result<ApiProcess> {
         let slot = &self.spec.apis[index];
-        let command = command("kassa-api", slot, &self.spec.api_env);
-        let (process, rest) = spawn_and_wait(slot.host.name.clone(), command, "listening on ".to_owned()).await?;
+        let make_command = || command("kassa-api", slot, &self.spec.api_env);
+        let (process, rest) = start_supervised(&slot.host.name, make_command, "listening on ", &self.tally).await?;
         let addr = rest.split_whitespace().next().context("kassa-api logged no address after 'listening on'")?;
         Ok(ApiProcess { base_url: format!("http://{addr}"), process })
     }
@@ -149,9 +188,13 @@ impl Cluster {
         self.started_workers += 1;
         let worker_id = format!("w{}", self.started_workers);
         let slot = &self.spec.workers[index];
-        let mut command = command("kassa-worker", slot, &self.spec.worker_env);
-        command.env("KASSA_WORKER_ID", &worker_id);
-        let (process, _) = spawn_and_wait(worker_id.clone(), command, format!("worker {worker_id} starting")).await?;
+        let make_command = || {
+            let mut command = command("kassa-worker", slot, &self.spec.worker_env);
+            command.env("KASSA_WORKER_ID", &worker_id);
+            command
+        };
+        let needle = format!("worker {worker_id} starting");
+        let (process, _) = start_supervised(&worker_id, make_command, &needle, &self.tally).await?;
         // The metrics listener is bound (and logged) before the worker starts.
         let metrics_addr = process
             .lines()

@@ -113,6 +113,9 @@ pub struct Activity {
     pub worker_kills: u64,
     /// API SIGKILLs and restarts.
     pub api_restarts: u64,
+    /// Starts that failed for want of the database (cut during startup)
+    /// and were tried again, as a supervisor would.
+    pub start_retries: u64,
     /// Times every database session was terminated.
     pub db_cuts: u64,
     /// Sessions terminated by those cuts.
@@ -268,6 +271,14 @@ impl fmt::Display for ChaosReport {
              ({} sessions terminated); {} answers were 503, {} were 500",
             a.worker_kills, a.api_restarts, a.db_cuts, a.sessions_cut, a.answers_503, a.answers_500
         )?;
+        if a.start_retries > 0 {
+            writeln!(
+                f,
+                "             {} process starts exited for want of the database (cut while starting) and were \
+                 started again, as a supervisor would",
+                a.start_retries
+            )?;
+        }
         writeln!(f, "\norders by status")?;
         for (status, count) in &self.stats.orders_by_status {
             writeln!(f, "  {status:<12} {count:>7}")?;
