@@ -15,6 +15,7 @@
 //! - [`api`]: an HTTP client over the API processes that survives restarts and never panics.
 //! - [`hosts`]: network namespaces (or 127.0.0.x addresses) as hosts, and relays into them.
 //! - [`database`]: the run's database, and cutting its sessions.
+//! - [`spec`]: what each process gets: its host, its database URL, its mail route.
 //! - [`cluster`]: the processes, and the monkey that kills and replaces them.
 //! - [`workload`]: customers, carts, cards, and the admins' follow-ups.
 //! - [`checks`]: the invariants, and the rule for "no job ran twice at once".
@@ -28,10 +29,11 @@ pub mod database;
 pub mod hosts;
 pub mod report;
 pub mod rng;
+pub mod spec;
 pub mod workload;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -48,11 +50,12 @@ pub use report::ChaosReport;
 pub use hosts::HostMode;
 
 use api::Api;
-use cluster::{ChaosTally, Cluster, ClusterSpec, MonkeyPlan, Slot, host_data_dir, run_monkey};
+use cluster::{ChaosTally, Cluster, MonkeyPlan, run_monkey};
 use database::{CutLog, RunDatabase, run_cutter};
 use hosts::Hosts;
 use report::{Activity, Timings};
 use rng::Rng;
+use spec::{Mail, cluster_spec};
 use workload::Tally;
 
 /// How a chaos run is shaped.
@@ -235,79 +238,6 @@ fn validate(config: &ChaosConfig) -> anyhow::Result<()> {
         Some(every) if every.is_zero() => bail!("--cut-db-every must be longer than 0"),
         _ => Ok(()),
     }
-}
-
-fn pairs(pairs: &[(&str, String)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(key, value)| ((*key).to_owned(), value.clone())).collect()
-}
-
-/// The processes' slots and environments: every API and worker on its own
-/// host, with its own data directory, reaching the database (and the SMTP
-/// sink) the way its host can.
-fn cluster_spec(
-    config: &ChaosConfig,
-    hosts: &Hosts,
-    database: &RunDatabase,
-    run_dir: &Path,
-    mail: &Mail,
-) -> anyhow::Result<ClusterSpec> {
-    let mut apis = Vec::new();
-    for i in 1..=config.apis {
-        let host = hosts.get(&format!("api{i}"))?;
-        let env = pairs(&[
-            ("KASSA_BIND", SocketAddr::new(host.addr, 0).to_string()),
-            ("KASSA_DATA_DIR", host_data_dir(run_dir, &host.name).display().to_string()),
-            ("KASSA_DATABASE_URL", database.url_for(host)),
-        ]);
-        apis.push(Slot { host: host.clone(), env });
-    }
-    let mut workers = Vec::new();
-    for i in 1..=config.workers {
-        let host = hosts.get(&format!("worker{i}"))?;
-        let mut env = pairs(&[
-            ("KASSA_DATA_DIR", host_data_dir(run_dir, &host.name).display().to_string()),
-            ("KASSA_DATABASE_URL", database.url_for(host)),
-            ("KASSA_WORKER_METRICS_BIND", SocketAddr::new(host.addr, 0).to_string()),
-        ]);
-        env.push(match mail {
-            Mail::Smtp(addr) => ("KASSA_SMTP_URL".to_owned(), format!("smtp://{}", host.reach(*addr))),
-            // One outbox for every worker, as one mail relay would be.
-            Mail::Outbox(dir) => ("KASSA_MAIL_OUTBOX_DIR".to_owned(), dir.display().to_string()),
-        });
-        workers.push(Slot { host: host.clone(), env });
-    }
-    let api_env = pairs(&[
-        ("KASSA_ADMIN_SECRET", crate::app::ADMIN_SECRET.to_owned()),
-        // Every API process signs and checks tokens with the same key.
-        ("KASSA_JWT_SECRET", "chaos-run-jwt-secret-shared-by-every-api-process".to_owned()),
-        ("KASSA_SQLITE_SYNCHRONOUS", "normal".to_owned()),
-        ("KASSA_AUTH_RATE_PER_MIN", "100000".to_owned()),
-        ("KASSA_AUTH_BURST", "100000".to_owned()),
-        ("KASSA_CHECKOUT_RATE_PER_MIN", "1000000".to_owned()),
-        ("KASSA_CHECKOUT_BURST", "1000000".to_owned()),
-        ("KASSA_LOG_FORMAT", "text".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-    ]);
-    let worker_env = pairs(&[
-        ("KASSA_SQLITE_SYNCHRONOUS", "normal".to_owned()),
-        ("KASSA_LEASE_SECS", "2".to_owned()),
-        ("KASSA_SANDBOX_FAILURE_RATE", config.gateway_failure_rate.to_string()),
-        ("KASSA_SANDBOX_LATENCY_MS", config.gateway_latency.as_millis().to_string()),
-        // Retries every ≤ 1 s instead of up to minutes, so a run settles quickly.
-        ("KASSA_RETRY_BASE_MS", "100".to_owned()),
-        ("KASSA_RETRY_MAX_MS", "1000".to_owned()),
-        ("KASSA_LOG_FORMAT", "text".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-    ]);
-    Ok(ClusterSpec { apis, workers, api_env, worker_env })
-}
-
-/// Where the workers send e-mail.
-enum Mail {
-    /// The SMTP sink at this address on the machine.
-    Smtp(SocketAddr),
-    /// Files in this directory.
-    Outbox(PathBuf),
 }
 
 /// Runs the whole harness and returns its report; an error means the

@@ -124,11 +124,6 @@ impl Api {
         }
     }
 
-    /// How many API processes the clients talk to.
-    pub fn processes(&self) -> usize {
-        self.base_urls.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// Every 5xx answer so far.
     pub fn server_errors(&self) -> Vec<ServerError> {
         self.server_errors.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -5,7 +5,6 @@
 //! host — a new worker id each time, the same database always.
 
 use std::any::Any;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -322,9 +321,4 @@ pub async fn run_monkey(
         }
     }
     Ok(cluster)
-}
-
-/// The data directory of the host called `name` inside the run's directory.
-pub fn host_data_dir(run_dir: &std::path::Path, name: &str) -> PathBuf {
-    run_dir.join("hosts").join(name)
 }

@@ -7,8 +7,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -212,10 +212,10 @@ impl CutLog {
 /// 0.5×–1.5×) until `stop` turns true. A failed cut is an error: the
 /// server itself went away.
 pub async fn run_cutter(
-    database: std::sync::Arc<RunDatabase>,
+    database: Arc<RunDatabase>,
     every: Duration,
     mut rng: Rng,
-    log: std::sync::Arc<CutLog>,
+    log: Arc<CutLog>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     loop {
