@@ -1,5 +1,8 @@
 //! The invariants, checked once the system is quiescent, each one a
 //! [`Check`] that passes, fails (a violation) or is skipped.
+//! Those about a database that goes away (5xx answers, orders around a
+//! cut, processes that gave up) and PostgreSQL's integrity check live in
+//! `outage`.
 //!
 //! "No job ran concurrently twice" is judged from `job_attempts`. Every
 //! claim takes a fresh fencing token, so no token may appear twice for a
@@ -31,9 +34,16 @@ use anyhow::Context;
 use reqwest::Method;
 use sqlx::AnyPool;
 
-use super::api::{Api, Call};
+use kassa_common::db::Backend;
+
+use super::api::{Api, Call, ServerError};
+use super::database::Cut;
+
+mod outage;
+
 use super::workload::{DECLINED, Tally};
 use crate::invariants;
+pub use outage::CUT_WINDOW;
 
 /// The statuses an order may end a run in.
 const STABLE: [&str; 4] = ["confirmed", "shipped", "delivered", "cancelled"];
@@ -92,6 +102,14 @@ pub struct Inputs<'a> {
     pub mail_dir: &'a Path,
     /// How long the system took to become quiescent, or why it did not.
     pub settled: Result<Duration, String>,
+    /// The database's backend.
+    pub backend: Backend,
+    /// The database cuts, when `--cut-db-every` was given (`None` otherwise).
+    pub cuts: Option<&'a [Cut]>,
+    /// Every 5xx answer the clients got.
+    pub server_errors: &'a [ServerError],
+    /// Processes that exited without being killed.
+    pub exited: &'a [String],
 }
 
 fn listed(ids: &[i64]) -> String {
@@ -119,6 +137,9 @@ pub async fn run_all(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Check>> {
         no_dead_jobs(inputs).await?,
         idempotent_replays(inputs),
         documented_answers(inputs),
+        outage::no_server_error(inputs),
+        outage::cuts_lost_nothing(inputs).await?,
+        outage::no_process_gave_up(inputs),
     ])
 }
 
@@ -549,6 +570,9 @@ async fn mail_once(inputs: &Inputs<'_>) -> anyhow::Result<Check> {
 }
 
 async fn integrity(inputs: &Inputs<'_>) -> anyhow::Result<Check> {
+    if inputs.backend == Backend::Postgres {
+        return Ok(outage::postgres_integrity(inputs.pool).await);
+    }
     let rows: Vec<String> = sqlx::query_scalar("pragma integrity_check").fetch_all(inputs.pool).await?;
     let ok = rows.len() == 1 && rows[0] == "ok";
     Ok(Check::judge("PRAGMA integrity_check = ok", ok, rows.join("; ")))

@@ -95,6 +95,8 @@ pub struct Activity {
     pub refused: u64,
     /// Requests cut off by an API kill, outcome unknown to the client.
     pub unknown: u64,
+    /// Order attempts without a key answered 503 (database cut), outcome unknown.
+    pub unavailable: u64,
     /// Accepted through the cart.
     pub via_cart: u64,
     /// Accepted with an `Idempotency-Key`.
@@ -111,6 +113,17 @@ pub struct Activity {
     pub worker_kills: u64,
     /// API SIGKILLs and restarts.
     pub api_restarts: u64,
+    /// Starts that failed for want of the database (cut during startup)
+    /// and were tried again, as a supervisor would.
+    pub start_retries: u64,
+    /// Times every database session was terminated.
+    pub db_cuts: u64,
+    /// Sessions terminated by those cuts.
+    pub sessions_cut: u64,
+    /// 503 answers (all requests, retried ones included).
+    pub answers_503: u64,
+    /// 500 answers.
+    pub answers_500: u64,
 }
 
 /// How long each phase took.
@@ -138,6 +151,12 @@ pub struct Timings {
 pub struct ChaosReport {
     /// The settings it ran with.
     pub config: ChaosConfig,
+    /// The database it ran on.
+    pub database: String,
+    /// The PostgreSQL database's name (created for the run).
+    pub database_name: Option<String>,
+    /// Where each process ran at the start.
+    pub placements: Vec<String>,
     /// Every invariant.
     pub checks: Vec<Check>,
     /// Numbers from the database.
@@ -150,6 +169,8 @@ pub struct ChaosReport {
     pub evidence: Vec<String>,
     /// The data directory, kept when a check failed.
     pub kept_data_dir: Option<PathBuf>,
+    /// The PostgreSQL database's URL, when it was kept (asked for, or a check failed).
+    pub kept_database: Option<String>,
 }
 
 impl ChaosReport {
@@ -206,14 +227,21 @@ impl fmt::Display for ChaosReport {
         writeln!(f, "\n=== chaos summary (seed {}) ===", c.seed)?;
         writeln!(
             f,
-            "run          {} order attempts, {} users, {} workers, a kill every ~{:?}{}, mail: {}",
+            "run          {} order attempts, {} users, {} APIs, {} workers, a kill every ~{:?}{}{}, mail: {}",
             c.orders,
             c.users,
+            c.apis,
             c.workers,
             c.kill_every,
-            if c.kill_api { " (API too)" } else { "" },
+            if c.kill_api { " (APIs too)" } else { "" },
+            c.cut_db_every.map_or_else(String::new, |every| format!(", a database cut every ~{every:?}")),
             if c.smtp { "SMTP sink" } else { "file outbox" }
         )?;
+        writeln!(f, "database     {}", self.database)?;
+        writeln!(f, "hosts        {}", c.hosts.as_str())?;
+        for placement in &self.placements {
+            writeln!(f, "  {placement}")?;
+        }
         writeln!(
             f,
             "time         setup {:.1}s, workload {:.1}s, drain under fire {:.1}s, settle {:.1}s, total {:.1}s",
@@ -232,15 +260,25 @@ impl fmt::Display for ChaosReport {
         )?;
         writeln!(
             f,
-            "clients      {} accepted ({} via cart, {} with Idempotency-Key, {} replays checked), {} refused, {} cut off",
-            a.accepted, a.via_cart, a.keyed, a.replays, a.refused, a.unknown
+            "clients      {} accepted ({} via cart, {} with Idempotency-Key, {} replays checked), {} refused, {} cut off, \
+             {} answered 503",
+            a.accepted, a.via_cart, a.keyed, a.replays, a.refused, a.unknown, a.unavailable
         )?;
         writeln!(f, "moves        {} cancels, {} ships, {} deliveries acknowledged", a.cancels, a.ships, a.deliveries)?;
         writeln!(
             f,
-            "chaos        {} workers SIGKILLed and replaced, {} API kills and restarts",
-            a.worker_kills, a.api_restarts
+            "chaos        {} workers SIGKILLed and replaced, {} API kills and restarts, {} database cuts \
+             ({} sessions terminated); {} answers were 503, {} were 500",
+            a.worker_kills, a.api_restarts, a.db_cuts, a.sessions_cut, a.answers_503, a.answers_500
         )?;
+        if a.start_retries > 0 {
+            writeln!(
+                f,
+                "             {} process starts exited for want of the database (cut while starting) and were \
+                 started again, as a supervisor would",
+                a.start_retries
+            )?;
+        }
         writeln!(f, "\norders by status")?;
         for (status, count) in &self.stats.orders_by_status {
             writeln!(f, "  {status:<12} {count:>7}")?;
@@ -291,6 +329,9 @@ impl fmt::Display for ChaosReport {
         }
         if let Some(dir) = &self.kept_data_dir {
             writeln!(f, "\ndata directory kept for inspection: {}", dir.display())?;
+        }
+        if let Some(url) = &self.kept_database {
+            writeln!(f, "database kept: {url}")?;
         }
         let violations = self.violations().len();
         if violations == 0 {

@@ -87,6 +87,8 @@ pub struct AcceptedOrder {
     pub order_id: i64,
     /// The card it was placed with.
     pub payment_method: &'static str,
+    /// When the 202 arrived.
+    pub accepted_at: Instant,
 }
 
 /// An obligation created by an acknowledged request.
@@ -111,6 +113,9 @@ pub struct Tally {
     pub refused: AtomicU64,
     /// Requests without a key cut off by an API kill: outcome unknown.
     pub unknown: AtomicU64,
+    /// Requests without a key answered 503 (the database was cut): not
+    /// repeated, outcome unknown.
+    pub unavailable: AtomicU64,
     /// Accepted orders placed through the cart.
     pub via_cart: AtomicU64,
     /// Accepted orders placed with an `Idempotency-Key`.
@@ -395,7 +400,8 @@ async fn place_order(ctx: &Ctx, customer: usize, slot: usize, rng: &mut Rng) -> 
         let items: Vec<Value> = lines.iter().map(|(p, q)| json!({"product_id": p, "quantity": q})).collect();
         ("/orders/".to_owned(), json!({"items": items, "payment_method": payment_method}))
     };
-    let Some(order_id) = submit(ctx, token, &path, &body, key.as_deref(), slot.is_multiple_of(3)).await? else {
+    let Some(order_id) = submit(ctx, customer, token, &path, &body, key.as_deref(), slot.is_multiple_of(3)).await?
+    else {
         return Ok(());
     };
     let tally = &ctx.tally;
@@ -406,7 +412,11 @@ async fn place_order(ctx: &Ctx, customer: usize, slot: usize, rng: &mut Rng) -> 
     if key.is_some() {
         tally.keyed.fetch_add(1, Ordering::Relaxed);
     }
-    tally.orders.lock().unwrap_or_else(|e| e.into_inner()).push(AcceptedOrder { order_id, payment_method });
+    tally.orders.lock().unwrap_or_else(|e| e.into_inner()).push(AcceptedOrder {
+        order_id,
+        payment_method,
+        accepted_at: Instant::now(),
+    });
     match plan {
         Plan::CancelNow => {
             let path = format!("/orders/{order_id}/cancel");
@@ -452,10 +462,12 @@ async fn fill_cart(ctx: &Ctx, token: &str, lines: &[(i64, i64)]) -> anyhow::Resu
 }
 
 /// Places the order; with a key, repeats the request (at once, concurrently,
-/// when `concurrent_duplicate`) and requires the replay to name the same
-/// order. Returns the order id when acknowledged.
+/// when `concurrent_duplicate`: to two API processes when there are several)
+/// and requires the replay to name the same order. Returns the order id when
+/// acknowledged.
 async fn submit(
     ctx: &Ctx,
+    customer: usize,
     token: &str,
     path: &str,
     body: &Value,
@@ -466,6 +478,10 @@ async fn submit(
     let tally = &ctx.tally;
     let first = match key {
         None => match ctx.api.send(call).await {
+            Ok(answer) if answer.status == 503 => {
+                tally.unavailable.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
             Ok(answer) => answer,
             Err(_) => {
                 tally.unknown.fetch_add(1, Ordering::Relaxed);
@@ -474,8 +490,8 @@ async fn submit(
         },
         Some(key) if concurrent_duplicate => {
             let (a, b) = tokio::join!(
-                ctx.api.send_until_answered(call, ctx.deadline),
-                ctx.api.send_until_answered(call, ctx.deadline)
+                ctx.api.send_until_answered(call.via(customer), ctx.deadline),
+                ctx.api.send_until_answered(call.via(customer + 1), ctx.deadline)
             );
             let (a, b) = (a?, b?);
             let ids: Vec<i64> = [&a, &b].iter().filter(|x| x.status == 202).filter_map(|x| x.id()).collect();
@@ -555,11 +571,12 @@ async fn follow_up_loop(ctx: Arc<Ctx>, task: usize) -> anyhow::Result<()> {
 }
 
 /// Sends a move; 202 → `Some(true)`, 409 (the order moved meanwhile) →
-/// `Some(false)`, API unreachable → `None`.
+/// `Some(false)`, API unreachable or database cut (503) → `None`.
 async fn send_move(ctx: &Ctx, call: Call<'_>, what: &str) -> Option<bool> {
     match ctx.api.send(call).await {
         Ok(answer) if answer.status == 202 => Some(true),
         Ok(answer) if answer.status == 409 => Some(false),
+        Ok(answer) if answer.status == 503 => None,
         Ok(answer) => {
             ctx.tally.unexpected_answer(what, &answer);
             Some(false)
@@ -575,6 +592,7 @@ async fn step(ctx: &Ctx, admin: &str, follow_up: &mut FollowUp) -> Step {
     let path = format!("/orders/{order_id}");
     let order = match ctx.api.send(Call::new(&Method::GET, &path, Some(admin))).await {
         Ok(answer) if answer.status == 200 => answer.body,
+        Ok(answer) if answer.status == 503 => return Step::Later(SOON),
         Ok(answer) => {
             ctx.tally.unexpected_answer("GET /orders/{id}", &answer);
             return Step::Done;
