@@ -66,8 +66,7 @@ impl Templates {
             NotifyEvent::Delivered => ("delivered", "Your order was delivered. Enjoy!"),
             NotifyEvent::Cancelled => ("cancelled", "Your order was cancelled."),
         };
-        let reason =
-            (event == NotifyEvent::Cancelled).then(|| cancel_reason_in_words(order.cancel_reason.as_deref()));
+        let reason = (event == NotifyEvent::Cancelled).then(|| cancel_reason_in_words(order.cancel_reason.as_deref()));
         let lines: Vec<Line> = items
             .iter()
             .map(|item| Line {
