@@ -9,6 +9,7 @@ use kassa_common::domain::money::Currency;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::passwords::Passwords;
+use crate::console::session::ConsoleKeys;
 use crate::auth::sessions::Sessions;
 use crate::auth::tokens::TokenKeys;
 use crate::idempotency::InFlight;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub in_flight: InFlight,
     /// Checkouts per user.
     pub checkout_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
+    /// Operator console sessions.
+    pub console: Arc<ConsoleKeys>,
 }
 
 /// Settings handlers consult.
