@@ -112,11 +112,8 @@ impl<'a> Console<'a> {
 
     /// POST a form to a console path.
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let body: String = fields
-            .iter()
-            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body: String =
+            fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&");
         let request = self
             .with_cookie(self.app.client.post(format!("{}{path}", self.app.base_url)))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -175,7 +172,8 @@ pub async fn dead_charge(app: &TestApp, admin_token: &str, customer: &str, produ
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let page = app.get("/admin/jobs?state=running&type=charge", Some(admin_token)).await.expect(200);
-        let held = page["items"].as_array().is_some_and(|items| items.iter().any(|j| j["payload"]["order_id"] == order_id));
+        let held =
+            page["items"].as_array().is_some_and(|items| items.iter().any(|j| j["payload"]["order_id"] == order_id));
         if held {
             break;
         }

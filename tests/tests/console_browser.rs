@@ -129,17 +129,31 @@ async fn wait_for_text(browser: &Client, css: &str, expected: &str) {
 }
 
 async fn click(browser: &Client, css: &str) {
-    browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css} is on the page: {e}")).click().await.expect("click");
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} is on the page: {e}"))
+        .click()
+        .await
+        .expect("click");
 }
 
 async fn type_into(browser: &Client, css: &str, value: &str) {
-    browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css} is on the page: {e}")).send_keys(value).await.expect("typing");
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} is on the page: {e}"))
+        .send_keys(value)
+        .await
+        .expect("typing");
 }
 
 #[tokio::test]
 async fn an_operator_finds_a_dead_charge_retries_it_and_follows_its_order_to_confirmed() {
     if std::env::var("KASSA_TEST_BROWSER").as_deref() != Ok("1") {
-        eprintln!("skipped: set KASSA_TEST_BROWSER=1 (and install chromium and chromium-driver) to run the browser test");
+        eprintln!(
+            "skipped: set KASSA_TEST_BROWSER=1 (and install chromium and chromium-driver) to run the browser test"
+        );
         return;
     }
     let chromedriver = Chromedriver::start().await;
@@ -180,7 +194,10 @@ async fn an_operator_finds_a_dead_charge_retries_it_and_follows_its_order_to_con
     wait_for_text(&browser, "#count-charge-pending", "0").await;
     assert!(text(&browser, "#workers").await.contains("ana-worker"), "the running worker is listed");
     let store = DbJobStore::new(app.db().await);
-    store.push(&NewJob::new(&Probe { key: 1, fail_permanently: true, ..Probe::default() }).expect("probe")).await.expect("push");
+    store
+        .push(&NewJob::new(&Probe { key: 1, fail_permanently: true, ..Probe::default() }).expect("probe"))
+        .await
+        .expect("push");
     wait_for_text(&browser, "#count-probe-dead", "1").await;
     wait_for_text(&browser, "#count-all-dead", "2").await;
     let overview = screenshot(&browser, "overview").await;

@@ -69,7 +69,9 @@ pub fn layers(router: Router) -> Router {
 /// under `/auth/`).
 fn is_private(request: &Request) -> bool {
     let path = request.uri().path();
-    request.headers().contains_key(header::AUTHORIZATION) || path.starts_with("/auth/") || path.starts_with("/admin/")
+    request.headers().contains_key(header::AUTHORIZATION)
+        || path.starts_with("/auth/")
+        || path.starts_with("/admin/")
         || path.starts_with("/console")
 }
 

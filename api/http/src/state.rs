@@ -9,9 +9,9 @@ use kassa_common::domain::money::Currency;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::passwords::Passwords;
-use crate::console::session::ConsoleKeys;
 use crate::auth::sessions::Sessions;
 use crate::auth::tokens::TokenKeys;
+use crate::console::session::ConsoleKeys;
 use crate::idempotency::InFlight;
 
 /// Shared application state, cheap to clone.

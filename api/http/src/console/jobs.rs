@@ -137,7 +137,12 @@ pub async fn show(
     let actions: Vec<ActionRow> = job
         .operator_actions
         .iter()
-        .map(|a| ActionRow { action: a.action.clone(), actor: a.actor.clone(), reason: a.reason.clone(), at: format_ms(a.at) })
+        .map(|a| ActionRow {
+            action: a.action.clone(),
+            actor: a.actor.clone(),
+            reason: a.reason.clone(),
+            at: format_ms(a.at),
+        })
         .collect();
     let payload = serde_json::to_string_pretty(&job.job.payload).unwrap_or_default();
     let order_id = job.job.payload.get("order_id").and_then(serde_json::Value::as_i64);

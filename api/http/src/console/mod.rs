@@ -67,7 +67,10 @@ pub fn router(
         .route("/console/orders/{id}/cancel", post(orders::cancel))
         .route("/console/assets/console.css", get(|| async { asset("text/css; charset=utf-8", CONSOLE_CSS) }))
         .route("/console/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", CONSOLE_JS) }))
-        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONSOLE_CSP)))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONSOLE_CSP),
+        ))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
 }
 
@@ -140,7 +143,11 @@ fn api_error_message(error: &ApiError) -> String {
 }
 
 /// A page: the template rendered with the signed-in admin's details.
-pub(crate) fn page(name: &str, admin: &session::ConsoleAdmin, values: minijinja::Value) -> Result<Response, ConsoleError> {
+pub(crate) fn page(
+    name: &str,
+    admin: &session::ConsoleAdmin,
+    values: minijinja::Value,
+) -> Result<Response, ConsoleError> {
     let ctx = minijinja::context! {
         username => &admin.username,
         csrf => &admin.csrf_token,

@@ -47,8 +47,9 @@ mod tests {
         for (name, _) in TEMPLATES {
             ENVIRONMENT.get_template(name).expect(name);
         }
-        let html = render("error.html", minijinja::context! { status => 404, message => "<img src=x onerror=alert(1)>" })
-            .expect("render");
+        let html =
+            render("error.html", minijinja::context! { status => 404, message => "<img src=x onerror=alert(1)>" })
+                .expect("render");
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
         assert!(!html.contains("<img"), "{html}");
     }

@@ -185,13 +185,11 @@ pub async fn search_orders(conn: &mut DbConn, search: &OrderSearch, limit: i64) 
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{select} where o.id = $1"))).bind(id).fetch_all(conn).await
         }
         OrderSearch::Email(email) => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{select} where u.email_key = $1 order by o.id desc limit $2"
-            )))
-            .bind(key_of(email))
-            .bind(limit)
-            .fetch_all(conn)
-            .await
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{select} where u.email_key = $1 order by o.id desc limit $2")))
+                .bind(key_of(email))
+                .bind(limit)
+                .fetch_all(conn)
+                .await
         }
     }
 }
