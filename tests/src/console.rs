@@ -112,12 +112,21 @@ impl<'a> Console<'a> {
 
     /// POST a form to a console path.
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.post_from(None, path, fields).await
+    }
+
+    /// POST a form as a page of `origin` would (its `Origin` header).
+    pub async fn post_from(&self, origin: Option<&str>, path: &str, fields: &[(&str, &str)]) -> Page {
         let body: String =
             fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&");
         let request = self
             .with_cookie(self.app.client.post(format!("{}{path}", self.app.base_url)))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body);
+        let request = match origin {
+            Some(origin) => request.header("origin", origin),
+            None => request,
+        };
         Self::page(request.send().await.expect("request sent")).await
     }
 }

@@ -139,6 +139,17 @@ async fn anonymous_visitors_and_customers_get_the_sign_in_page_or_403_and_never_
     bearer.cookie = Some(world.admin_token.clone());
     bearer.get("/console/").await.assert_sign_in_redirect();
 
+    // A sign-in form posted from another site is refused; from ours it works.
+    let forged = anonymous
+        .post_from(Some("https://evil.example"), "/console/login", &[("username", "root"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.html);
+    assert!(forged.session_cookie().is_none());
+    let ours = anonymous
+        .post_from(Some(&world.app.base_url), "/console/login", &[("username", "root"), ("password", PASSWORD)])
+        .await;
+    assert!(ours.session_cookie().is_some(), "{}", ours.html);
+
     let mut wrong = Console::anonymous(&world.app);
     let page = wrong.sign_in("root", "not the password").await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);

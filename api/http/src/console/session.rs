@@ -35,6 +35,8 @@ pub struct ConsoleKeys {
     csrf: EncodingKey,
     secure_cookie: bool,
     session_secs: u64,
+    /// `scheme://host[:port]` of `KASSA_PUBLIC_URL`, lowercased.
+    public_origin: String,
 }
 
 impl ConsoleKeys {
@@ -43,7 +45,12 @@ impl ConsoleKeys {
         // No leeway: a session ends when it says it does.
         let tokens = TokenKeys::for_audience(secret, Duration::from_secs(args.console_session_secs), AUDIENCE, 0);
         let csrf = EncodingKey::from_secret(&[b"kassa-console-csrf:".as_slice(), secret].concat());
-        Self { tokens, csrf, secure_cookie: args.https(), session_secs: args.console_session_secs }
+        let public_url = args.console_public_url.trim().to_ascii_lowercase();
+        let public_origin = match public_url.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or_default()),
+            None => public_url,
+        };
+        Self { tokens, csrf, secure_cookie: args.https(), session_secs: args.console_session_secs, public_origin }
     }
 
     /// The CSRF token of the session whose token id is `token_id`.
@@ -150,13 +157,18 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
 }
 
 /// Whether a form post comes from a page of ours: browsers send `Origin` on
-/// cross-site posts, so one naming another host is refused (sign-in CSRF).
-/// Clients that send no `Origin` are not browsers acting for someone else.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// cross-site posts, so one naming another site than this host (as the
+/// request addressed it, or as `KASSA_PUBLIC_URL` names it behind a proxy)
+/// is refused (sign-in CSRF). Clients that send no `Origin` are not
+/// browsers acting for someone else.
+pub fn same_origin(headers: &HeaderMap, keys: &ConsoleKeys) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let origin = origin.trim().to_ascii_lowercase();
+    if origin == keys.public_origin {
+        return true;
+    }
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else { return false };
-    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
-    origin_host.eq_ignore_ascii_case(host)
+    origin.split_once("://").is_some_and(|(_, origin_host)| origin_host.eq_ignore_ascii_case(host))
 }
 
 /// A header value from text we built ourselves.

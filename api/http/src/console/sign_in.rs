@@ -47,7 +47,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Result<Response, ConsoleError> {
-    if !same_origin(&headers) {
+    if !same_origin(&headers, &state.console) {
         return Err(ConsoleError::Forbidden("sign-in forms are accepted from this site only".into()));
     }
     let Form(form) = form.unwrap_or_default();
