@@ -85,6 +85,9 @@ mod tests {
             "KASSA_HTTP_MAX_CONNECTIONS",
             "KASSA_WITH_WORKER",
             "KASSA_WORKER_CONCURRENCY",
+            "KASSA_CONSOLE",
+            "KASSA_CONSOLE_SESSION_SECS",
+            "KASSA_PUBLIC_URL",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

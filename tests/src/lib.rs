@@ -14,6 +14,7 @@
 //! - [`invariants`]: stock conservation, one charge per order, quiescence.
 //! - [`worker`]: starting, stopping and killing `kassa-worker` processes.
 //! - [`admin`]: the stock audit every settled test asserts; scraping `/metrics`.
+//! - [`console`]: the operator console over HTTP, and the workloads its tests look at.
 //! - [`load`]: the load generator and measurements behind the `load-bench` binary.
 //! - [`load_bench`]: the phases and results of the `load-bench` binary.
 //! - [`queue_bench`]: the measurements and results of the `queue-bench` binary.
@@ -26,6 +27,7 @@ pub mod app;
 pub mod backend;
 pub mod binaries;
 pub mod chaos;
+pub mod console;
 pub mod invariants;
 pub mod load;
 pub mod load_bench;

@@ -123,6 +123,49 @@ pub struct ServeArgs {
     /// Limits on client connections.
     #[command(flatten, next_help_heading = "HTTP connections")]
     pub http: HttpArgs,
+
+    /// The operator console under /console/.
+    #[command(flatten, next_help_heading = "Operator console")]
+    pub console: ConsoleArgs,
+}
+
+/// On or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// The operator console: HTML pages under `/console/` for admins.
+#[derive(Clone, Debug, Args)]
+pub struct ConsoleArgs {
+    /// Serve the operator console under /console/ (`on` or `off`).
+    #[arg(long = "console", env = "KASSA_CONSOLE", value_enum, default_value = "on")]
+    pub console: Switch,
+
+    /// How long a console sign-in lasts, in seconds.
+    #[arg(long, env = "KASSA_CONSOLE_SESSION_SECS", default_value_t = 28_800,
+          value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub console_session_secs: u64,
+
+    /// The address users reach Kassa at (also the base of e-mail links); with
+    /// `https://` the console's session cookie is `Secure`.
+    #[arg(long = "console-public-url", env = "KASSA_PUBLIC_URL", default_value = "http://127.0.0.1:8000")]
+    pub console_public_url: String,
+}
+
+impl ConsoleArgs {
+    /// Whether the console is served.
+    pub fn enabled(&self) -> bool {
+        self.console == Switch::On
+    }
+
+    /// Whether browsers reach Kassa over TLS, so cookies can be `Secure`.
+    pub fn https(&self) -> bool {
+        self.console_public_url.trim().to_ascii_lowercase().starts_with("https://")
+    }
 }
 
 /// Limits on client connections, so that slow or idle clients cannot hold

@@ -16,9 +16,11 @@
 //! - [`telemetry`]: logs, request ids and HTTP metrics.
 //! - [`server`]: the accept loop: connection deadlines, the connection cap.
 //! - [`security`]: hardening response headers.
+//! - [`console`]: the operator console, HTML pages under `/console/`.
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

@@ -69,7 +69,10 @@ pub fn layers(router: Router) -> Router {
 /// under `/auth/`).
 fn is_private(request: &Request) -> bool {
     let path = request.uri().path();
-    request.headers().contains_key(header::AUTHORIZATION) || path.starts_with("/auth/") || path.starts_with("/admin/")
+    request.headers().contains_key(header::AUTHORIZATION)
+        || path.starts_with("/auth/")
+        || path.starts_with("/admin/")
+        || path.starts_with("/console")
 }
 
 /// `Cache-Control: no-store` on private answers, so no browser or proxy

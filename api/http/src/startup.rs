@@ -15,6 +15,7 @@ use crate::auth::passwords::Passwords;
 use crate::auth::secrets;
 use crate::auth::tokens::TokenKeys;
 use crate::config::{CreateAdminArgs, ServeArgs};
+use crate::console::session::ConsoleKeys;
 use crate::idempotency::InFlight;
 use crate::routes;
 use crate::server::{self, HttpLimits};
@@ -51,6 +52,7 @@ pub async fn build_state(config: &ServeArgs) -> anyhow::Result<AppState> {
         metrics: telemetry::metrics_handle(),
         in_flight: InFlight::default(),
         checkout_limiter: Arc::new(RateLimiter::keyed(per_minute(config.checkout_rate_per_min, config.checkout_burst))),
+        console: Arc::new(ConsoleKeys::new(&jwt_secret, &config.console)),
     })
 }
 

@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::passwords::Passwords;
 use crate::auth::sessions::Sessions;
 use crate::auth::tokens::TokenKeys;
+use crate::console::session::ConsoleKeys;
 use crate::idempotency::InFlight;
 
 /// Shared application state, cheap to clone.
@@ -32,6 +33,8 @@ pub struct AppState {
     pub in_flight: InFlight,
     /// Checkouts per user.
     pub checkout_limiter: Arc<DefaultKeyedRateLimiter<i64>>,
+    /// Operator console sessions.
+    pub console: Arc<ConsoleKeys>,
 }
 
 /// Settings handlers consult.

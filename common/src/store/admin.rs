@@ -9,7 +9,10 @@
 //! - [`jobs`]: listing jobs by console state, one job with its history.
 //! - [`stock_audit`]: the stock conservation check, product by product.
 //! - [`samples`]: cheap counts sampled into Prometheus gauges.
+//! - [`console`]: the operator console's own reads: throughput, workers seen,
+//!   fencing history, order search.
 
+pub mod console;
 pub mod dashboard;
 pub mod jobs;
 pub mod reports;

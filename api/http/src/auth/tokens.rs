@@ -71,19 +71,32 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    audience: &'static str,
 }
 
 impl TokenKeys {
     /// Keys from a shared secret; tokens live for `ttl`.
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        Self::for_audience(secret, ttl, AUDIENCE, LEEWAY_SECS)
+    }
+
+    /// Keys for tokens meant for `audience` only (a token for one audience
+    /// is refused by keys for another), tolerating `leeway_secs` of skew.
+    pub fn for_audience(secret: &[u8], ttl: Duration, audience: &'static str, leeway_secs: u64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.validate_exp = true;
-        validation.leeway = LEEWAY_SECS;
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl }
+        validation.leeway = leeway_secs;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+            audience,
+        }
     }
 
     /// Issues a token for a user, with a fresh token id and the account's
@@ -97,7 +110,7 @@ impl TokenKeys {
             iat: now,
             nbf: now,
             iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
+            aud: self.audience.into(),
             jti: Some(uuid::Uuid::new_v4().simple().to_string()),
             generation,
         };

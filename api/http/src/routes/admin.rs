@@ -37,6 +37,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The actor recorded for an admin's operator actions.
-fn actor(admin: &crate::auth::AdminUser) -> String {
+pub(crate) fn actor(admin: &crate::auth::AdminUser) -> String {
     format!("admin:{}", admin.0.user_id)
 }

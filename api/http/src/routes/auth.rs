@@ -242,17 +242,8 @@ async fn login(
     State(state): State<AppState>,
     LoginForm(body): LoginForm,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
-    let credentials = if body.username.len() > 254 || body.password.len() > 1024 {
-        None
-    } else {
-        let mut conn = state.db.pool().acquire().await?;
-        users::find_credentials(&mut conn, &body.username).await?
-    };
-    let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    let password = body.password.chars().take(1024).collect();
-    let verified = state.passwords.verify(password, hash).await.map_err(hash_error)?;
-    match credentials {
-        Some(credentials) if verified => {
+    match check_password(&state, &body.username, &body.password).await? {
+        Some(credentials) => {
             let token = state
                 .tokens
                 .issue(credentials.id, credentials.role, credentials.token_generation)
@@ -263,9 +254,33 @@ async fn login(
                 expires_in: token.expires_in,
             }))
         }
+        None => Err(ApiError::Unauthorized("invalid username or password")),
+    }
+}
+
+/// The account `login` (username or e-mail) names, if `password` is its
+/// password: the Argon2id check of `POST /auth/login` and of the operator
+/// console's sign-in. An unknown account takes as long to refuse as a wrong
+/// password; every refusal counts in `kassa_login_failures_total`.
+pub(crate) async fn check_password(
+    state: &AppState,
+    login: &str,
+    password: &str,
+) -> Result<Option<users::Credentials>, ApiError> {
+    let credentials = if login.len() > 254 || password.len() > 1024 {
+        None
+    } else {
+        let mut conn = state.db.pool().acquire().await?;
+        users::find_credentials(&mut conn, login).await?
+    };
+    let hash = credentials.as_ref().map(|c| c.password_hash.clone());
+    let password = password.chars().take(1024).collect();
+    let verified = state.passwords.verify(password, hash).await.map_err(hash_error)?;
+    match credentials {
+        Some(credentials) if verified => Ok(Some(credentials)),
         _ => {
             metrics::counter!("kassa_login_failures_total").increment(1);
-            Err(ApiError::Unauthorized("invalid username or password"))
+            Ok(None)
         }
     }
 }

@@ -25,6 +25,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
+use governor::clock::QuantaInstant;
+use governor::middleware::NoOpMiddleware;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::PeerIpKeyExtractor;
@@ -39,7 +41,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::ServeArgs;
 use crate::error::{ApiError, problem_response};
 use crate::state::AppState;
-use crate::{security, server, telemetry};
+use crate::{console, security, server, telemetry};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -119,8 +121,12 @@ impl Modify for StandardProblems {
     }
 }
 
-/// The API's routes and the OpenAPI document describing exactly them.
-pub fn api_routes(config: &ServeArgs) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// The rate limit of `/auth/*` (and of console sign-ins): per client IP,
+/// `KASSA_AUTH_RATE_PER_MIN` after a burst of `KASSA_AUTH_BURST`, answered
+/// 429 with `Retry-After`.
+pub fn auth_rate_limit(
+    config: &ServeArgs,
+) -> GovernorLayer<PeerIpKeyExtractor, NoOpMiddleware<QuantaInstant>, axum::body::Body> {
     let period = Duration::from_millis((60_000 / u64::from(config.auth_rate_per_min)).max(1));
     let governor = GovernorConfigBuilder::default()
         .period(period)
@@ -128,14 +134,19 @@ pub fn api_routes(config: &ServeArgs) -> (Router<AppState>, utoipa::openapi::Ope
         .key_extractor(PeerIpKeyExtractor)
         .finish()
         .expect("period and burst are validated non-zero by the command line");
-    let auth_limit = GovernorLayer::new(Arc::new(governor)).error_handler(|error| {
+    GovernorLayer::new(Arc::new(governor)).error_handler(|error| {
         let retry_after_secs = match error {
             tower_governor::GovernorError::TooManyRequests { wait_time, .. } => wait_time,
             _ => 1,
         };
         metrics::counter!("kassa_rate_limited_requests_total", "scope" => "auth").increment(1);
         ApiError::TooManyRequests { retry_after_secs }.into_response()
-    });
+    })
+}
+
+/// The API's routes and the OpenAPI document describing exactly them.
+pub fn api_routes(config: &ServeArgs) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let auth_limit = auth_rate_limit(config);
     let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router().layer(auth_limit))
         .merge(products::router())
@@ -156,6 +167,8 @@ pub fn app(state: AppState, config: &ServeArgs) -> Router {
     let body_limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
     let swagger_ui = security::swagger_ui_headers(SwaggerUi::new("/docs").url("/openapi.json", openapi.clone()).into());
     let redoc = security::redoc_headers(Redoc::with_url("/redoc", openapi).into());
+    // The console stays out of the OpenAPI document: it is pages, not API.
+    let api = if config.console.enabled() { api.merge(console::router(auth_rate_limit(config))) } else { api };
     let router = api
         .merge(swagger_ui)
         .merge(redoc)

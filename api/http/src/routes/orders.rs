@@ -540,23 +540,44 @@ async fn cancel_order(
     Path(id): Path<i64>,
     body: OptionalJson<CancelBody>,
 ) -> Result<Response, ApiError> {
-    let note = parse_note(body.0.unwrap_or_default().reason.as_deref())?;
-    let (expected_owner, actor) = if user.is_admin() {
-        (None, format!("admin:{}", user.user_id))
-    } else {
-        (Some(user.user_id), format!("user:{}", user.user_id))
-    };
+    let reason = body.0.unwrap_or_default().reason;
+    if user.is_admin() {
+        return admin_cancel(&state, &AdminUser(user), id, reason.as_deref()).await;
+    }
+    let actor = format!("user:{}", user.user_id);
     // The code is the closed-set reason of whoever asked; their words are the note.
     let requested = RequestedMove {
         order_id: id,
-        expected_owner,
+        expected_owner: Some(user.user_id),
         to: OrderStatus::Cancelled,
         allowed_from: &[OrderStatus::Pending, OrderStatus::Confirmed],
         reason: Some(CancelReason::requested_by(&actor)),
         actor,
-        note,
+        note: parse_note(reason.as_deref())?,
     };
     request_transition(&state, requested).await
+}
+
+/// An admin's cancellation of any pending or confirmed order, with their
+/// words as the note: what `POST /orders/{id}/cancel` does for an admin and
+/// what the operator console's cancel button does. Answers 202 with the order.
+pub(crate) async fn admin_cancel(
+    state: &AppState,
+    admin: &AdminUser,
+    id: i64,
+    reason: Option<&str>,
+) -> Result<Response, ApiError> {
+    let actor = format!("admin:{}", admin.0.user_id);
+    let requested = RequestedMove {
+        order_id: id,
+        expected_owner: None,
+        to: OrderStatus::Cancelled,
+        allowed_from: &[OrderStatus::Pending, OrderStatus::Confirmed],
+        reason: Some(CancelReason::requested_by(&actor)),
+        actor,
+        note: parse_note(reason)?,
+    };
+    request_transition(state, requested).await
 }
 
 #[cfg(test)]

@@ -134,10 +134,38 @@ pub(super) async fn retry_job(
     body: Bytes,
 ) -> Result<axum::Json<JobDetail>, ApiError> {
     let reason = parse_reason(&body, false)?;
+    retry_dead(&state, &admin, id, reason).await.map(axum::Json)
+}
+
+/// Re-queues dead job `id` for `admin`, recording them and `reason`
+/// (checked by [`check_reason`]): what `POST /admin/jobs/{id}/retry` and the
+/// operator console's retry buttons do.
+pub(crate) async fn retry_dead(
+    state: &AppState,
+    admin: &AdminUser,
+    id: i64,
+    reason: Option<String>,
+) -> Result<JobDetail, ApiError> {
+    let reason = check_reason(reason, false)?;
     let store = DbJobStore::new(state.db.clone());
-    store.requeue_dead(JobId(id), &actor(&admin), reason.as_deref()).await.map_err(queue_error)?;
-    tracing::info!(reason = reason.as_deref().unwrap_or(""), "dead job re-queued by an operator");
-    detail(&state, id).await.map(axum::Json)
+    store.requeue_dead(JobId(id), &actor(admin), reason.as_deref()).await.map_err(queue_error)?;
+    tracing::info!(job_id = id, reason = reason.as_deref().unwrap_or(""), "dead job re-queued by an operator");
+    detail(state, id).await
+}
+
+/// Discards dead job `id` for `admin` with `reason` (required): what
+/// `POST /admin/jobs/{id}/discard` and the console's discard button do.
+pub(crate) async fn discard_dead(
+    state: &AppState,
+    admin: &AdminUser,
+    id: i64,
+    reason: Option<String>,
+) -> Result<JobDetail, ApiError> {
+    let reason = check_reason(reason, true)?;
+    let store = DbJobStore::new(state.db.clone());
+    store.discard_dead(JobId(id), &actor(admin), reason.as_deref()).await.map_err(queue_error)?;
+    tracing::info!(job_id = id, reason = reason.as_deref().unwrap_or(""), "dead job discarded by an operator");
+    detail(state, id).await
 }
 
 /// Marks a dead job resolved without running it again; retention prunes it
@@ -163,13 +191,11 @@ pub(super) async fn discard_job(
     body: Bytes,
 ) -> Result<axum::Json<JobDetail>, ApiError> {
     let reason = parse_reason(&body, true)?;
-    let store = DbJobStore::new(state.db.clone());
-    store.discard_dead(JobId(id), &actor(&admin), reason.as_deref()).await.map_err(queue_error)?;
-    tracing::info!(reason = reason.as_deref().unwrap_or(""), "dead job discarded by an operator");
-    detail(&state, id).await.map(axum::Json)
+    discard_dead(&state, &admin, id, reason).await.map(axum::Json)
 }
 
-async fn detail(state: &AppState, id: i64) -> Result<JobDetail, ApiError> {
+/// One job with its history, or 404.
+pub(crate) async fn detail(state: &AppState, id: i64) -> Result<JobDetail, ApiError> {
     let mut conn = state.db.pool().acquire().await?;
     jobs::job_detail(&mut conn, id).await?.ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))
 }
@@ -181,7 +207,13 @@ fn parse_reason(body: &[u8], required: bool) -> Result<Option<String>, ApiError>
     } else {
         serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", &e.to_string()))?
     };
-    let reason = parsed.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    check_reason(parsed.reason, required)
+}
+
+/// An operator's reason, trimmed (empty is none): required or not, at most
+/// [`MAX_REASON_CHARS`], without bidi controls.
+pub(crate) fn check_reason(reason: Option<String>, required: bool) -> Result<Option<String>, ApiError> {
+    let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     match &reason {
         None if required => Err(ApiError::invalid("reason", "is required: say why the job is discarded")),
         Some(r) if r.chars().count() > MAX_REASON_CHARS => {
