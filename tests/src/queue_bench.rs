@@ -314,10 +314,7 @@ pub async fn postgres_settings(server_url: &str) -> anyhow::Result<String> {
     let version: String = sqlx::query_scalar("select version()").fetch_one(&mut conn).await?;
     let mut settings = Vec::new();
     for name in ["fsync", "synchronous_commit", "wal_sync_method", "shared_buffers", "max_connections"] {
-        let value: String = sqlx::query_scalar("select current_setting($1)")
-            .bind(name)
-            .fetch_one(&mut conn)
-            .await?;
+        let value: String = sqlx::query_scalar("select current_setting($1)").bind(name).fetch_one(&mut conn).await?;
         settings.push(format!("{name}={value}"));
     }
     let _ = conn.close().await;

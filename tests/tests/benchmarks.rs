@@ -92,7 +92,10 @@ kassa_tests::black_box! {
 #[test]
 fn the_benchmarks_take_a_postgres_server_and_an_open_loop_rate() {
     let options = load_bench::parse_options(args(&[
-        "--database", "postgres://postgres@127.0.0.1:5432/postgres", "--open-loop-rate", "250",
+        "--database",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        "--open-loop-rate",
+        "250",
     ]))
     .expect("the options parse");
     let setups: Vec<&str> = options.setups().iter().map(|setup| setup.name).collect();

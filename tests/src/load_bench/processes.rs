@@ -114,11 +114,9 @@ pub(super) struct Worker {
 /// Leases lost by a process, from its `/metrics` at `metrics_url`; the
 /// count of its lost-lease warnings if the scrape fails or shows fewer.
 pub(super) async fn lost_leases(process: &ChildProcess, metrics_url: &str) -> f64 {
-    let logged = process
-        .lines()
-        .iter()
-        .filter(|line| LEASE_LOST_WARNINGS.iter().any(|warning| line.contains(warning)))
-        .count() as f64;
+    let logged =
+        process.lines().iter().filter(|line| LEASE_LOST_WARNINGS.iter().any(|warning| line.contains(warning))).count()
+            as f64;
     let scraped = async {
         let text = reqwest::get(metrics_url).await.ok()?.text().await.ok()?;
         let exposition = crate::prometheus::parse(&text).ok()?;

@@ -61,11 +61,9 @@ pub(super) async fn with_worker(
         async move { target.place_order(client).await }
     })
     .await;
-    let confirmed_at_stop = scalar(
-        pool,
-        &format!("select count(*) from orders where id >= {first_order} and status = 'confirmed'"),
-    )
-    .await?;
+    let confirmed_at_stop =
+        scalar(pool, &format!("select count(*) from orders where id >= {first_order} and status = 'confirmed'"))
+            .await?;
     check_failures("--with-worker orders", &placed)?;
     let pending_sql = format!("select count(*) from orders where id >= {first_order} and status = 'pending'");
     wait_until("every --with-worker order left pending", Duration::from_secs(900), || async {
