@@ -79,7 +79,7 @@ pub(super) fn rows(options: &Options, by_setup: &[SetupResults]) -> Vec<SummaryR
     lost_phases.extend(options.workers.iter().map(|&count| format!("end to end, {}", label(count))));
     lost_phases.push("open loop, 1 worker".to_owned());
     lost_phases.push("kassa-api --with-worker".to_owned());
-    wanted.push(("lost leases, every phase and run (count)".into(), lost_phases.join("+"), "0"));
+    wanted.push(("lost leases, every phase and run (count)".into(), lost_phases.join(";"), "0"));
     wanted.push((
         format!("search p50 / p99, {products} products (ms)"),
         format!("search p50, {products} products, 1 client(s)|search p99, {products} products, 1 client(s)"),
@@ -130,11 +130,11 @@ pub(super) fn rows(options: &Options, by_setup: &[SetupResults]) -> Vec<SummaryR
 }
 
 /// A cell: `a|b` shows both medians as `a / b`; `a^b^c` the largest of
-/// them; `a+b+c` the sum of every run's value of each.
+/// them; `a;b;c` the sum of every run's value of each.
 fn cell(figures: &crate::results::Figures, names: &str) -> String {
-    if names.contains('+') {
+    if names.contains(';') {
         let total: f64 = names
-            .split('+')
+            .split(';')
             .filter_map(|name| figures.0.iter().find(|figure| figure.name == name))
             .flat_map(|figure| figure.values.iter())
             .sum();
@@ -146,12 +146,7 @@ fn cell(figures: &crate::results::Figures, names: &str) -> String {
     }
     names
         .split('|')
-        .map(|name| {
-            figures.median_of(name).map_or_else(
-                || "–".to_owned(),
-                |value| if value >= 100.0 { format!("{value:.0}") } else { format!("{value:.1}") },
-            )
-        })
+        .map(|name| figures.median_of(name).map_or_else(|| "–".to_owned(), crate::results::format_number))
         .collect::<Vec<_>>()
         .join(" / ")
 }
@@ -176,4 +171,28 @@ pub(super) fn table(by_setup: &[SetupResults], rows: &[SummaryRow]) -> Table {
         table.row(cells);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Figures;
+
+    #[test]
+    fn cells_show_medians_peaks_and_totals() {
+        let mut figures = Figures::default();
+        figures.record("baseline", "transactions/s, one order row + one job row each", "tx/s", 9823.0);
+        figures.record("ratios", "end to end / baseline", "×", 0.05);
+        for lost in [2.0, 3.0] {
+            figures.record("lost", "end to end, 1 worker", "leases", lost);
+        }
+        figures.record("lost", "open loop, 1 worker", "leases", 1.0);
+        figures.record("rss", "a", "MiB", 40.0);
+        figures.record("rss", "b", "MiB", 48.0);
+        assert_eq!(cell(&figures, "transactions/s, one order row + one job row each"), "9823");
+        assert_eq!(cell(&figures, "end to end / baseline"), "0.05");
+        assert_eq!(cell(&figures, "end to end, 1 worker;open loop, 1 worker"), "6");
+        assert_eq!(cell(&figures, "a^b"), "48");
+        assert_eq!(cell(&figures, "a|b"), "40.0 / 48.0");
+    }
 }
