@@ -44,15 +44,26 @@ impl TestDatabase {
     /// `kassa.db` in `data_dir` (created by the first process that opens it).
     pub async fn create(data_dir: &Path) -> TestDatabase {
         match current() {
-            Backend::Sqlite => {
-                TestDatabase { url: format!("sqlite://{}", data_dir.join("kassa.db").display()), postgres: None }
-            }
+            Backend::Sqlite => TestDatabase::sqlite_in(data_dir),
             Backend::Postgres => {
                 let server = postgres_server_url().expect("PostgreSQL tests run only with KASSA_TEST_POSTGRES_URL");
-                let (database, url) = create_postgres_database(&server).await;
-                TestDatabase { url, postgres: Some((server, database)) }
+                TestDatabase::on_postgres_server(&server).await
             }
         }
+    }
+
+    /// The SQLite file `kassa.db` in `data_dir`.
+    pub fn sqlite_in(data_dir: &Path) -> TestDatabase {
+        TestDatabase { url: format!("sqlite://{}", data_dir.join("kassa.db").display()), postgres: None }
+    }
+
+    /// A fresh database on the PostgreSQL server of `server_url` (any
+    /// database on it that the user may connect to), dropped with this
+    /// value; for the benchmarks, which are given a server on their
+    /// command line.
+    pub async fn on_postgres_server(server_url: &str) -> TestDatabase {
+        let (database, url) = create_postgres_database(server_url).await;
+        TestDatabase { url, postgres: Some((server_url.to_owned(), database)) }
     }
 
     /// `KASSA_DATABASE_URL` for the processes under test.

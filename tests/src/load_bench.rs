@@ -1,9 +1,16 @@
 //! The `load-bench` command (`tests/src/bin/load-bench.rs`): the whole
 //! system under HTTP load on this machine — the real `kassa-api` and
-//! `kassa-worker` binaries on a fresh temporary SQLite file.
+//! `kassa-worker` binaries on a fresh temporary SQLite file, and with
+//! `--database postgres://…` also on a fresh database created on that
+//! PostgreSQL server (dropped afterwards), reported side by side.
 //!
-//! For each `synchronous` setting, each run starts a fresh API and measures,
-//! in this order:
+//! For each setup (SQLite at each `synchronous` setting, then PostgreSQL),
+//! each run measures, in this order:
+//! 0. **baseline**: before any Kassa process starts, bare sqlx on a fresh
+//!    database of the same backend (on SQLite a file with Kassa's pragmas),
+//!    one connection, each transaction inserting one order row and one job
+//!    row, for `--baseline-secs`: transactions/s. Accept, drain and end to
+//!    end are also shown as a ratio to it.
 //! 1. **checkout accept**: `--clients` closed-loop clients with pre-issued
 //!    tokens `POST /orders/` one unit of a product with a billion units, for
 //!    `--accept-secs`, no worker running (the API and the transactional
@@ -16,12 +23,24 @@
 //!    the last job finished (the two e-mails included), accepted→confirmed
 //!    latency, CPU time per order of each process, and the job attempts by
 //!    type (queue wait, run time, share of run time).
-//! 4. **search**: `GET /products/` over `--products` products with a mix of
+//! 4. **open loop**: one worker process runs while orders are sent on a
+//!    fixed schedule, `--open-loop-rate` per second for `--open-loop-secs`
+//!    (each request spawned at its tick whether or not earlier ones have
+//!    answered): the achieved rate and accepted→confirmed p50/p99 from the
+//!    database's timestamps.
+//! 5. **search**: `GET /products/` over `--products` products with a mix of
 //!    realistic queries, from one client and from `--clients` clients.
-//! 5. **order reads**: `GET /orders/{id}` of the phase-1 orders by their
+//! 6. **order reads**: `GET /orders/{id}` of the phase-1 orders by their
 //!    owners, `--clients` clients for `--read-secs`.
-//! 6. **peak RSS** (`VmHWM`) of the API (at the end) and of the largest
-//!    worker (at the end of each end-to-end phase).
+//! 7. **`--with-worker`**: the API restarted on the same data as `kassa-api
+//!    --with-worker` (no separate worker), and the clients place
+//!    `--e2e-orders` orders as in phase 3: the end-to-end rate, and how many
+//!    of them were confirmed when the load stopped.
+//! 8. **peak RSS** (`VmHWM`) of the API and of the largest worker, per phase.
+//!
+//! Every phase with a worker also counts its **lost leases**
+//! (`kassa_leases_lost_total` from each worker's `/metrics`, or the API's
+//! with `--with-worker`), printed per run; the target is 0.
 //!
 //! Every figure is the median over `--runs` runs, with the range. Payments go
 //! to the sandbox gateway with no latency and no failures; e-mails are
@@ -30,17 +49,24 @@
 //! tables and the `--json` document are rendered.
 //!
 //! # Layout
-//! - [`phases`]: one run of every phase at one durability.
+//! - [`phases`]: one run of every phase on one setup.
+//! - [`baseline`]: phase 0, bare sqlx.
 //! - [`end_to_end`]: phase 3, and the job attempts by type.
+//! - [`open_loop`]: phase 4.
+//! - [`with_worker`]: phase 7.
 //! - [`catalogue`]: the seeded catalogue and the search mix.
-//! - [`processes`]: the HTTP target, starting and stopping processes, CPU time.
+//! - [`processes`]: the HTTP target, starting and stopping processes, CPU
+//!   time, lost leases.
 //! - [`summary`]: the short table for the README.
 
+mod baseline;
 mod catalogue;
 mod end_to_end;
+mod open_loop;
 mod phases;
 mod processes;
 mod summary;
+mod with_worker;
 
 use std::path::PathBuf;
 
@@ -50,6 +76,9 @@ use serde::Serialize;
 use crate::load::describe_machine;
 use crate::progress::Progress;
 use crate::results::Figures;
+
+/// The section of every figure shown as a ratio to the baseline.
+const RATIOS: &str = "ratio to the baseline (bare sqlx transactions/s of the same run)";
 
 /// Command-line settings.
 #[derive(Clone, Debug)]
@@ -78,6 +107,14 @@ pub struct Options {
     pub api_env: Vec<(String, String)>,
     /// Extra `KEY=VALUE` environment of every worker, for experiments.
     pub worker_env: Vec<(String, String)>,
+    /// Length of the baseline measurement, in seconds.
+    pub baseline_secs: f64,
+    /// Orders per second offered in the open-loop phase.
+    pub open_loop_rate: f64,
+    /// Length of the open-loop phase, in seconds.
+    pub open_loop_secs: f64,
+    /// A PostgreSQL server to measure beside SQLite (`--database`, `--postgres-url`).
+    pub postgres_url: Option<String>,
     /// Print one JSON document instead of the tables.
     pub json: bool,
 }
@@ -97,6 +134,10 @@ pub fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<O
         read_secs: 3.0,
         api_env: Vec::new(),
         worker_env: Vec::new(),
+        baseline_secs: 2.0,
+        open_loop_rate: 500.0,
+        open_loop_secs: 4.0,
+        postgres_url: None,
         json: false,
     };
     let mut args = args.into_iter();
@@ -112,6 +153,8 @@ pub fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<O
             options.e2e_orders = 500;
             options.search_requests = 500;
             options.read_secs = 1.0;
+            options.baseline_secs = 1.0;
+            options.open_loop_secs = 2.0;
             continue;
         }
         let value = args.next().with_context(|| format!("{flag} needs a value"))?;
@@ -126,6 +169,12 @@ pub fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<O
             "--products" => options.products = value.parse()?,
             "--search-requests" => options.search_requests = value.parse()?,
             "--read-secs" => options.read_secs = value.parse()?,
+            "--baseline-secs" => options.baseline_secs = value.parse()?,
+            "--open-loop-rate" => options.open_loop_rate = value.parse()?,
+            "--open-loop-secs" => options.open_loop_secs = value.parse()?,
+            "--database" | "--postgres-url" => {
+                options.postgres_url = Some(crate::queue_bench::postgres_url(&value)?);
+            }
             "--api-env" | "--worker-env" => {
                 let (key, setting) = value.split_once('=').with_context(|| format!("{flag} takes KEY=VALUE"))?;
                 let env = if flag == "--api-env" { &mut options.api_env } else { &mut options.worker_env };
@@ -147,22 +196,57 @@ pub fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<O
     if options.runs == 0 || options.clients == 0 || options.users == 0 {
         bail!("--runs, --clients and --users must be at least 1");
     }
+    if options.open_loop_rate <= 0.0 || options.open_loop_secs <= 0.0 {
+        bail!("--open-loop-rate and --open-loop-secs must be positive");
+    }
     Ok(options)
 }
 
-impl Options {
-    /// Phases in all (each run: setup, accept, drain, one per worker
-    /// count, search, reads), for the progress display.
-    pub fn steps(&self) -> u64 {
-        (self.sync.len() * self.runs * (5 + self.workers.len())) as u64
+/// One column of the report: SQLite at one `synchronous` setting, or PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// `normal` or `full` (SQLite), or `postgres`.
+    pub name: &'static str,
+    /// `KASSA_SQLITE_SYNCHRONOUS` of every process (PostgreSQL ignores it).
+    pub sync: &'static str,
+    /// The PostgreSQL server each run creates its database on.
+    pub postgres_url: Option<String>,
+}
+
+impl Setup {
+    /// How the report names it.
+    pub fn title(&self) -> String {
+        match self.postgres_url {
+            Some(_) => "PostgreSQL".to_owned(),
+            None => format!("SQLite, synchronous={}", self.sync),
+        }
     }
 }
 
-/// The figures of one `synchronous` setting.
+impl Options {
+    /// Phases in all (each run: baseline, setup, accept, drain, one per
+    /// worker count, open loop, search, reads, `--with-worker`), for the
+    /// progress display.
+    pub fn steps(&self) -> u64 {
+        (self.setups().len() * self.runs * (8 + self.workers.len())) as u64
+    }
+
+    /// SQLite at each `synchronous` setting, then PostgreSQL if given.
+    pub fn setups(&self) -> Vec<Setup> {
+        let mut setups: Vec<Setup> =
+            self.sync.iter().map(|&sync| Setup { name: sync, sync, postgres_url: None }).collect();
+        if let Some(url) = &self.postgres_url {
+            setups.push(Setup { name: "postgres", sync: "normal", postgres_url: Some(url.clone()) });
+        }
+        setups
+    }
+}
+
+/// The figures of one setup.
 #[derive(Clone, Debug, Serialize)]
-pub struct SyncResults {
-    /// `normal` or `full`.
-    pub sync: &'static str,
+pub struct SetupResults {
+    /// `normal` or `full` (SQLite's `synchronous`), or `postgres`.
+    pub setup: &'static str,
     /// Every measurement, each with its value in every run.
     pub figures: Figures,
 }
@@ -188,15 +272,19 @@ pub struct LoadBenchResults {
     pub api_env: Vec<(String, String)>,
     /// Extra environment of the workers.
     pub worker_env: Vec<(String, String)>,
-    /// The figures, per `synchronous` setting.
-    pub by_sync: Vec<SyncResults>,
+    /// Orders per second offered in the open-loop phase.
+    pub open_loop_rate: f64,
+    /// The PostgreSQL server's version and durability settings, if measured.
+    pub postgres: Option<String>,
+    /// The figures, per setup.
+    pub by_setup: Vec<SetupResults>,
     /// The README summary: a title, one cell per setting, a target.
     pub summary: Vec<summary::SummaryRow>,
     /// `/proc/loadavg` at the end.
     pub load_average_at_end: String,
 }
 
-/// Runs every phase `options.runs` times per `synchronous` setting,
+/// Runs every phase `options.runs` times per setup,
 /// reporting each finished phase to `progress`.
 pub async fn run(options: &Options, progress: &Progress) -> anyhow::Result<LoadBenchResults> {
     // Build (or find) the binaries first, outside every measurement.
@@ -204,16 +292,20 @@ pub async fn run(options: &Options, progress: &Progress) -> anyhow::Result<LoadB
     let _ = crate::binaries::binary("kassa-worker");
     let profile = api.parent().and_then(|dir| dir.file_name()).map(PathBuf::from).unwrap_or_default();
     let machine = describe_machine(&std::env::temp_dir());
-    let mut by_sync = Vec::new();
-    for &sync in &options.sync {
+    let postgres = match &options.postgres_url {
+        Some(url) => Some(crate::queue_bench::postgres_settings(url).await?),
+        None => None,
+    };
+    let mut by_setup = Vec::new();
+    for setup in options.setups() {
         let mut figures = Figures::default();
         for run in 1..=options.runs {
-            progress.note(format_args!("synchronous={sync}: run {run} of {}", options.runs));
-            phases::run_once(options, sync, &mut figures, progress)
+            progress.note(format_args!("{}: run {run} of {}", setup.title(), options.runs));
+            phases::run_once(options, &setup, &mut figures, progress)
                 .await
-                .with_context(|| format!("Failed run {run} at {sync}"))?;
+                .with_context(|| format!("Failed run {run} on {}", setup.title()))?;
         }
-        by_sync.push(SyncResults { sync, figures });
+        by_setup.push(SetupResults { setup: setup.name, figures });
     }
     Ok(LoadBenchResults {
         machine,
@@ -225,8 +317,10 @@ pub async fn run(options: &Options, progress: &Progress) -> anyhow::Result<LoadB
         e2e_orders: options.e2e_orders,
         api_env: options.api_env.clone(),
         worker_env: options.worker_env.clone(),
-        summary: summary::rows(options, &by_sync),
-        by_sync,
+        open_loop_rate: options.open_loop_rate,
+        postgres,
+        summary: summary::rows(options, &by_setup),
+        by_setup,
         load_average_at_end: std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned(),
     })
 }
@@ -246,20 +340,30 @@ impl LoadBenchResults {
         if !self.api_env.is_empty() || !self.worker_env.is_empty() {
             println!("extra environment: API {:?}, workers {:?}", self.api_env, self.worker_env);
         }
-        for SyncResults { sync, figures } in &self.by_sync {
+        if let Some(postgres) = &self.postgres {
+            println!("PostgreSQL: {postgres}");
+        }
+        for SetupResults { setup, figures } in &self.by_setup {
             println!();
-            println!("## synchronous={sync}");
+            match *setup {
+                "postgres" => println!("## PostgreSQL"),
+                sync => println!("## SQLite, synchronous={sync}"),
+            }
             for (section, table) in figures.tables() {
                 println!();
                 println!("### {section}");
                 println!();
-                print!("{table}");
+                if section == processes::LOST_LEASES {
+                    print!("{}", figures.per_run_table(&section));
+                } else {
+                    print!("{table}");
+                }
             }
         }
         println!();
         println!("## Summary (medians; paste into the README)");
         println!();
-        print!("{}", summary::table(&self.by_sync, &self.summary));
+        print!("{}", summary::table(&self.by_setup, &self.summary));
         println!();
         println!("load average at the end: {}", self.load_average_at_end);
     }

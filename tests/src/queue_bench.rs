@@ -1,7 +1,9 @@
 //! The `queue-bench` command (`tests/src/bin/queue-bench.rs`): throughput
 //! and latency of Kassa's job queue on this machine.
 //!
-//! For each `synchronous` setting, over `--runs` runs: enqueue rate one job
+//! For each `synchronous` setting on SQLite, and on PostgreSQL when given a
+//! server (`--database postgres://…`, each run on a fresh database created
+//! on it and dropped afterwards), over `--runs` runs: enqueue rate one job
 //! per transaction and inside a business transaction; drain rate of no-op
 //! jobs with 1, 2, 4 `kassa-worker` processes, and with 1 process over a
 //! table already holding `--finished-rows` finished jobs; enqueue→start
@@ -49,16 +51,43 @@ pub struct Options {
     pub latency_jobs: i64,
     /// Most jobs pushed per enqueue measurement (each lasts at most 2 s).
     pub enqueue_jobs: usize,
+    /// A PostgreSQL server to measure beside SQLite (`--database`, `--postgres-url`).
+    pub postgres_url: Option<String>,
     /// Print one JSON document instead of the tables.
     pub json: bool,
+}
+
+/// One column of the report: SQLite at one `synchronous` setting, or PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// `normal`, `full` or `postgres`.
+    pub name: &'static str,
+    /// SQLite's `synchronous` setting for the bench's own connections and
+    /// the workers (ignored on PostgreSQL, which has the server's settings).
+    pub durability: Durability,
+    /// The PostgreSQL server each measurement creates its database on.
+    pub postgres_url: Option<String>,
 }
 
 impl Options {
     /// Measurement runs in all, for the progress display.
     pub fn steps(&self) -> u64 {
-        let per_sync = self.runs * (2 + self.processes.len() + usize::from(self.finished_rows > 0) + 2)
+        let per_setup = self.runs * (2 + self.processes.len() + usize::from(self.finished_rows > 0) + 2)
             + usize::from(self.finished_rows > 0);
-        (per_sync * self.sync.len()) as u64
+        (per_setup * self.setups().len()) as u64
+    }
+
+    /// SQLite at each `synchronous` setting, then PostgreSQL if given.
+    pub fn setups(&self) -> Vec<Setup> {
+        let mut setups: Vec<Setup> = self
+            .sync
+            .iter()
+            .map(|&durability| Setup { name: sync_name(durability), durability, postgres_url: None })
+            .collect();
+        if let Some(url) = &self.postgres_url {
+            setups.push(Setup { name: "postgres", durability: Durability::Normal, postgres_url: Some(url.clone()) });
+        }
+        setups
     }
 }
 
@@ -73,6 +102,7 @@ pub fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<O
         finished_rows: 1_000_000,
         latency_jobs: 200,
         enqueue_jobs: 3_000,
+        postgres_url: None,
         json: false,
     };
     let mut args = args.into_iter();
@@ -89,6 +119,7 @@ pub fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<O
             "--finished-rows" => options.finished_rows = value.parse()?,
             "--latency-jobs" => options.latency_jobs = value.parse()?,
             "--enqueue-jobs" => options.enqueue_jobs = value.parse()?,
+            "--database" | "--postgres-url" => options.postgres_url = Some(postgres_url(&value)?),
             "--processes" => options.processes = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--sync" => {
                 options.sync = value
@@ -109,6 +140,15 @@ pub fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<O
     Ok(options)
 }
 
+/// Checks that `url` names a PostgreSQL server (SQLite is always measured).
+pub fn postgres_url(url: &str) -> anyhow::Result<String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(url.to_owned())
+    } else {
+        bail!("--database takes a postgres:// URL (SQLite is always measured): {url:?}")
+    }
+}
+
 /// `normal` or `full`.
 pub fn sync_name(durability: Durability) -> &'static str {
     match durability {
@@ -125,21 +165,23 @@ pub struct QueueBenchResults {
     pub machine: String,
     /// The SQLite library in use.
     pub sqlite_version: String,
+    /// The PostgreSQL server's version and durability settings, if measured.
+    pub postgres: Option<String>,
     /// Runs per figure.
     pub runs: usize,
     /// No-op jobs per drain.
     pub drain_jobs: usize,
     /// Concurrency of each worker process.
     pub concurrency: u32,
-    /// The figures, per `synchronous` setting.
-    pub by_sync: Vec<SyncResults>,
+    /// The figures, per setup (SQLite `synchronous` setting, PostgreSQL).
+    pub by_setup: Vec<SetupResults>,
 }
 
-/// The figures of one `synchronous` setting.
+/// The figures of one setup.
 #[derive(Clone, Debug, Serialize)]
-pub struct SyncResults {
-    /// `normal` or `full`.
-    pub sync: &'static str,
+pub struct SetupResults {
+    /// `normal` or `full` (SQLite's `synchronous`), or `postgres`.
+    pub setup: &'static str,
     /// Every measurement, each with its value in every run.
     pub figures: Figures,
 }
@@ -153,9 +195,15 @@ impl QueueBenchResults {
             "machine: {}; SQLite {}; {} runs per figure (median, range); drain of {} no-op jobs, worker concurrency {}",
             self.machine, self.sqlite_version, self.runs, self.drain_jobs, self.concurrency
         );
-        for SyncResults { sync, figures } in &self.by_sync {
+        if let Some(postgres) = &self.postgres {
+            println!("PostgreSQL: {postgres}");
+        }
+        for SetupResults { setup, figures } in &self.by_setup {
             println!();
-            println!("## synchronous={sync}");
+            match *setup {
+                "postgres" => println!("## PostgreSQL"),
+                sync => println!("## SQLite, synchronous={sync}"),
+            }
             for (_, table) in figures.tables() {
                 println!();
                 print!("{table}");
@@ -178,36 +226,36 @@ fn machine() -> String {
     format!("{cpus} CPUs, {model}")
 }
 
-/// Runs every measurement at one durability, recording each run's value.
-async fn measure(options: &Options, durability: Durability, progress: &Progress) -> anyhow::Result<Figures> {
-    let sync = sync_name(durability);
+/// Runs every measurement on one setup, recording each run's value.
+async fn measure(options: &Options, setup: &Setup, progress: &Progress) -> anyhow::Result<Figures> {
+    let name = setup.name;
     let mut figures = Figures::default();
-    let step = |what: &str| progress.advance(format!("synchronous={sync}: {what}"));
+    let step = |what: &str| progress.advance(format!("{name}: {what}"));
     let section = "queue";
     for _ in 0..options.runs {
-        let rate = enqueue_one_by_one(durability, options.enqueue_jobs).await?;
+        let rate = enqueue_one_by_one(setup, options.enqueue_jobs).await?;
         figures.record(section, "enqueue, one job per transaction", "jobs/s", rate);
         step("enqueue one by one");
-        let rate = enqueue_in_business_tx(durability, options.enqueue_jobs).await?;
+        let rate = enqueue_in_business_tx(setup, options.enqueue_jobs).await?;
         figures.record(section, "enqueue inside a business transaction", "tx/s", rate);
         step("enqueue in a business transaction");
     }
     for &processes in &options.processes {
         for _ in 0..options.runs {
-            let db = QueueDb::with_durability(durability).await?;
-            let rate = drain(&db, durability, processes, options.drain_jobs, options.concurrency).await?;
+            let db = fresh_db(setup).await?;
+            let rate = drain(&db, setup, processes, options.drain_jobs, options.concurrency).await?;
             figures.record(section, format!("drain, {processes} worker process(es)"), "jobs/s", rate);
             step(&format!("drain with {processes} process(es)"));
         }
     }
     if options.finished_rows > 0 {
-        let db = QueueDb::with_durability(durability).await?;
+        let db = fresh_db(setup).await?;
         let loading = Instant::now();
         preload_finished(&db, options.finished_rows).await?;
         progress.note(format_args!("preloaded {} finished jobs in {:?}", options.finished_rows, loading.elapsed()));
         step("preload finished jobs");
         for _ in 0..options.runs {
-            let rate = drain(&db, durability, 1, options.drain_jobs, options.concurrency).await?;
+            let rate = drain(&db, setup, 1, options.drain_jobs, options.concurrency).await?;
             let name = format!("drain, 1 process, {} finished rows present", options.finished_rows);
             figures.record(section, name, "jobs/s", rate);
             step("drain over finished rows");
@@ -216,9 +264,9 @@ async fn measure(options: &Options, durability: Durability, progress: &Progress)
     for (name, in_process) in [("in-process", true), ("across processes", false)] {
         for _ in 0..options.runs {
             let latencies = if in_process {
-                latency_in_process(durability, options.latency_jobs).await?
+                latency_in_process(setup, options.latency_jobs).await?
             } else {
-                latency_cross_process(durability, options.latency_jobs).await?
+                latency_cross_process(setup, options.latency_jobs).await?
             };
             figures.record(section, format!("enqueue→start p50, {name}"), "ms", percentile(&latencies, 0.50));
             figures.record(section, format!("enqueue→start p99, {name}"), "ms", percentile(&latencies, 0.99));
@@ -228,25 +276,53 @@ async fn measure(options: &Options, durability: Durability, progress: &Progress)
     Ok(figures)
 }
 
-/// Runs every measurement `options.runs` times per `synchronous` setting,
+/// Runs every measurement `options.runs` times per setup,
 /// reporting each finished run to `progress`.
 pub async fn run(options: &Options, progress: &Progress) -> anyhow::Result<QueueBenchResults> {
     // Build (or find) the worker binary first, outside every measurement.
     let _ = crate::binaries::binary("kassa-worker");
-    let db = QueueDb::new().await?;
+    let db = QueueDb::fresh(None, Durability::Normal).await?;
     let sqlite_version: String = sqlx::query_scalar("select sqlite_version()").fetch_one(&db.pool).await?;
     drop(db);
-    let mut by_sync = Vec::new();
-    for &durability in &options.sync {
-        let figures = measure(options, durability, progress).await?;
-        by_sync.push(SyncResults { sync: sync_name(durability), figures });
+    let postgres = match &options.postgres_url {
+        Some(url) => Some(postgres_settings(url).await?),
+        None => None,
+    };
+    let mut by_setup = Vec::new();
+    for setup in options.setups() {
+        let figures = measure(options, &setup, progress).await?;
+        by_setup.push(SetupResults { setup: setup.name, figures });
     }
     Ok(QueueBenchResults {
         machine: machine(),
         sqlite_version,
+        postgres,
         runs: options.runs,
         drain_jobs: options.drain_jobs,
         concurrency: options.concurrency,
-        by_sync,
+        by_setup,
     })
+}
+
+/// The server's version and the settings that decide what a commit costs,
+/// e.g. `PostgreSQL 15.8 …; fsync=on, synchronous_commit=on, wal_sync_method=fdatasync`.
+pub async fn postgres_settings(server_url: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::postgres::PgConnection::connect(server_url)
+        .await
+        .with_context(|| "Failed to connect to the PostgreSQL server given with --database")?;
+    let version: String = sqlx::query_scalar("select version()").fetch_one(&mut conn).await?;
+    let mut settings = Vec::new();
+    for name in ["fsync", "synchronous_commit", "wal_sync_method", "shared_buffers", "max_connections"] {
+        let value: String = sqlx::query_scalar("select current_setting($1)").bind(name).fetch_one(&mut conn).await?;
+        settings.push(format!("{name}={value}"));
+    }
+    let _ = conn.close().await;
+    let version = version.split(" on ").next().unwrap_or(&version).to_owned();
+    Ok(format!("{version}; {}", settings.join(", ")))
+}
+
+/// A fresh database for one measurement on `setup`.
+pub(crate) async fn fresh_db(setup: &Setup) -> anyhow::Result<QueueDb> {
+    QueueDb::fresh(setup.postgres_url.as_deref(), setup.durability).await
 }

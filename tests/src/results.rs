@@ -107,6 +107,30 @@ impl Figures {
     }
 }
 
+impl Figures {
+    /// One section's measurements with every run's value in its own column
+    /// (for counts whose every run matters, such as lost leases), and the total.
+    pub fn per_run_table(&self, section: &str) -> Table {
+        let figures: Vec<&Figure> = self.0.iter().filter(|figure| figure.section == section).collect();
+        let runs = figures.iter().map(|figure| figure.values.len()).max().unwrap_or(0);
+        let headers: Vec<String> = (1..=runs).map(|run| format!("run {run}")).collect();
+        let mut columns = vec![("measurement", Align::Left)];
+        columns.extend(headers.iter().map(|header| (header.as_str(), Align::Right)));
+        columns.push(("total", Align::Right));
+        columns.push(("unit", Align::Left));
+        let mut table = Table::new(&columns);
+        let count = |value: f64| if value.fract() == 0.0 { format!("{value:.0}") } else { format_number(value) };
+        for figure in figures {
+            let mut cells = vec![figure.name.clone()];
+            cells.extend((0..runs).map(|run| figure.values.get(run).map_or_else(String::new, |v| count(*v))));
+            cells.push(count(figure.values.iter().sum()));
+            cells.push(figure.unit.clone());
+            table.row(cells);
+        }
+        table
+    }
+}
+
 /// A number with as many decimals as its size deserves: `9144`, `3.8`, `0.42`.
 pub fn format_number(value: f64) -> String {
     let magnitude = value.abs();
@@ -209,5 +233,15 @@ mod tests {
         let json = serde_json::to_value(&figures).expect("serializes");
         assert_eq!(json[0]["values"][2], 10034.0);
         assert_eq!(json[1]["unit"], "ms");
+    }
+
+    #[test]
+    fn counts_show_every_run_and_their_total() {
+        let mut figures = Figures::default();
+        for value in [0.0, 3.0, 0.0] {
+            figures.record("lost leases", "end to end, 1 worker", "leases", value);
+        }
+        let table = figures.per_run_table("lost leases").to_string();
+        assert!(table.contains("| end to end, 1 worker |     0 |     3 |     0 |     3 | leases |"), "{table}");
     }
 }

@@ -72,6 +72,23 @@ impl QueueDb {
     pub async fn with_durability(durability: Durability) -> anyhow::Result<QueueDb> {
         let dir = tempfile::tempdir().context("Failed to create a temp dir")?;
         let database = TestDatabase::create(dir.path()).await;
+        QueueDb::open(database, dir, durability).await
+    }
+
+    /// A fresh database on the PostgreSQL server of `server_url` when
+    /// given, else an SQLite file with this `synchronous` setting for the
+    /// caller's own connections (the benchmarks' choice, from their
+    /// command line rather than the test's backend).
+    pub async fn fresh(postgres_server_url: Option<&str>, durability: Durability) -> anyhow::Result<QueueDb> {
+        let dir = tempfile::tempdir().context("Failed to create a temp dir")?;
+        let database = match postgres_server_url {
+            Some(server_url) => TestDatabase::on_postgres_server(server_url).await,
+            None => TestDatabase::sqlite_in(dir.path()),
+        };
+        QueueDb::open(database, dir, durability).await
+    }
+
+    async fn open(database: TestDatabase, dir: tempfile::TempDir, durability: Durability) -> anyhow::Result<QueueDb> {
         let args = kassa_common::db::DbArgs {
             database_url: Some(database.url().to_owned()),
             ..kassa_common::db::DbArgs::in_dir(dir.path(), durability)

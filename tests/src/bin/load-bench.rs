@@ -1,14 +1,20 @@
 //! `load-bench`: the whole system under HTTP load on this machine — the real
-//! `kassa-api` and `kassa-worker` binaries on a fresh temporary SQLite file.
-//! What it measures is described in `kassa_tests::load_bench`.
+//! `kassa-api` and `kassa-worker` binaries on a fresh temporary SQLite file,
+//! and with `--database postgres://…` also on a fresh database on that
+//! server. What it measures is described in `kassa_tests::load_bench`.
 //!
 //! ```text
-//! cargo build --release -p kassa-api -p kassa-worker -p tests --bin load-bench
-//! KASSA_TEST_SKIP_BUILD=1 cargo run --release -p tests --bin load-bench -- [--quick] [--runs 3]
-//!     [--sync normal,full] [--clients 64] [--users 64] [--accept-secs 3] [--e2e-orders 2000]
-//!     [--workers 1,2,4] [--products 10000] [--search-requests 3000] [--read-secs 3]
+//! cargo build --release -p kassa-api -p kassa-worker
+//! cargo build --release -p tests --bin load-bench
+//! target/release/load-bench [--quick] [--runs 3]
+//!     [--sync normal,full] [--database postgres://user@host:port/db] [--clients 64] [--users 64]
+//!     [--accept-secs 3] [--e2e-orders 2000] [--workers 1,2,4] [--products 10000]
+//!     [--search-requests 3000] [--read-secs 3] [--baseline-secs 2]
+//!     [--open-loop-rate 500] [--open-loop-secs 4]
 //!     [--api-env KEY=VALUE]... [--worker-env KEY=VALUE]... [--json]
 //! ```
+//!
+//! `--postgres-url` is another name for `--database`; SQLite is always measured.
 //!
 //! Progress goes to standard error (a bar on a terminal, a line every few
 //! seconds otherwise); the tables come at the end on standard output, or

@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! cargo run --release -p tests --bin queue-bench -- [--runs 3] [--sync normal,full]
-//!     [--drain-jobs 20000] [--processes 1,2,4] [--concurrency 64]
-//!     [--finished-rows 1000000] [--latency-jobs 200] [--enqueue-jobs 3000] [--json]
+//!     [--database postgres://user@host:port/db] [--drain-jobs 20000] [--processes 1,2,4]
+//!     [--concurrency 64] [--finished-rows 1000000] [--latency-jobs 200] [--enqueue-jobs 3000] [--json]
 //! ```
+//!
+//! With `--database` (or `--postgres-url`) every measurement also runs on a
+//! fresh database created on that PostgreSQL server and dropped afterwards.
 //!
 //! Progress goes to standard error (a bar on a terminal, a line every few
 //! seconds otherwise); the tables come at the end on standard output, or

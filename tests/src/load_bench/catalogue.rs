@@ -2,7 +2,7 @@
 //! every run sees the same products) and the mix of searches.
 
 use anyhow::Context;
-use sqlx::SqlitePool;
+use kassa_common::db::Db;
 
 /// Deterministic pseudo-random numbers (a 64-bit LCG), so every run sees the
 /// same catalogue.
@@ -31,13 +31,13 @@ const ROOMS: &[&str] = &["kitchen", "living room", "bedroom", "office", "garden"
 const CATEGORIES: &[&str] =
     &["home", "kitchen", "garden", "office", "bath", "decor", "furniture", "textiles", "lighting", "accessories"];
 
-/// Inserts `count` catalogue products in one transaction (the FTS triggers
-/// index them) plus one product with a billion units for the orders;
-/// returns the latter's id.
-pub(super) async fn seed_catalogue(pool: &SqlitePool, count: usize) -> anyhow::Result<i64> {
+/// Inserts `count` catalogue products in one transaction (SQLite's FTS
+/// triggers or PostgreSQL's generated `tsvector` index them) plus one
+/// product with a billion units for the orders; returns the latter's id.
+pub(super) async fn seed_catalogue(db: &Db, count: usize) -> anyhow::Result<i64> {
     let mut rng = Lcg(42);
     let now = kassa_common::db::now_ms();
-    let mut tx = pool.begin().await.context("Failed to begin the catalogue transaction")?;
+    let mut tx = db.begin_write().await.context("Failed to begin the catalogue transaction")?;
     for index in 0..count {
         let adjective = ADJECTIVES[rng.below(ADJECTIVES.len())];
         let material = MATERIALS[rng.below(MATERIALS.len())];
@@ -67,16 +67,16 @@ pub(super) async fn seed_catalogue(pool: &SqlitePool, count: usize) -> anyhow::R
         .await
         .context("Failed to insert a product")?;
     }
-    let hot_product_id = sqlx::query(
+    let hot_product_id: i64 = sqlx::query_scalar(
         "insert into products (name, description, price_cents, currency, stock, initial_stock, category, created_at,
                                updated_at)
-         values ('Benchmark widget', 'Bought by every benchmark order', 1999, 'USD', 1000000000, 1000000000, 'bench', $1, $1)",
+         values ('Benchmark widget', 'Bought by every benchmark order', 1999, 'USD', 1000000000, 1000000000, 'bench', $1, $1)
+         returning id",
     )
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
-    .context("Failed to insert the benchmark product")?
-    .last_insert_rowid();
+    .context("Failed to insert the benchmark product")?;
     tx.commit().await.context("Failed to commit the catalogue")?;
     Ok(hot_product_id)
 }

@@ -5,32 +5,38 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
-use super::Options;
-use super::processes::{Target, check_failures, cpu_ms, scalar, start_worker, stop, wait_quiescent};
+use super::processes::{
+    Target, check_failures, cpu_ms, record_lost_leases, scalar, start_worker, stop_workers, wait_quiescent,
+};
+use super::{Options, Setup};
 use crate::app::TestApp;
 use crate::load::{Budget, median, peak_rss_mib, percentile, reset_peak_rss, run_load};
 use crate::results::Figures;
 use crate::worker::wait_until;
 
 /// Phase 3 for one worker count; returns a line saying how it went.
+#[expect(clippy::too_many_arguments, reason = "one phase's inputs, each used once")]
 pub(super) async fn end_to_end(
     options: &Options,
-    sync: &'static str,
+    setup: &Setup,
     app: &Arc<TestApp>,
-    pool: &SqlitePool,
+    pool: &AnyPool,
     target: &Arc<Target>,
     worker_count: usize,
+    baseline_tx_per_sec: f64,
     figures: &mut Figures,
 ) -> anyhow::Result<String> {
+    let sync = setup.sync;
+    let name = setup.name;
     let mut workers = Vec::new();
     for index in 0..worker_count {
-        workers.push(start_worker(app, format!("{sync}-e2e{worker_count}-{index}"), sync, &options.worker_env).await?);
+        workers.push(start_worker(app, format!("{name}-e2e{worker_count}-{index}"), sync, &options.worker_env).await?);
     }
     let first_order = scalar(pool, "select coalesce(max(id), 0) + 1 from orders").await?;
     let first_job = scalar(pool, "select coalesce(max(id), 0) + 1 from jobs").await?;
-    let cpu_before: Vec<f64> = workers.iter().map(|w| cpu_ms(w.pid())).collect::<Result<_, _>>()?;
+    let cpu_before: Vec<f64> = workers.iter().map(|w| cpu_ms(w.process.pid())).collect::<Result<_, _>>()?;
     let api_cpu_before = cpu_ms(app.process.pid())?;
     reset_peak_rss(app.process.pid())?;
     let bench_cpu_before = cpu_ms(std::process::id())?;
@@ -70,11 +76,13 @@ pub(super) async fn end_to_end(
     let last_finished = scalar(pool, &format!("select max(finished_at) from jobs where id >= {first_job}")).await?;
     let workers_label = format!("{worker_count} worker{}", if worker_count == 1 { "" } else { "s" });
     let section = "end to end (orders placed by the clients while the workers run)";
+    let confirmed_per_sec = orders * 1000.0 / (last_confirmed - first_created).max(1) as f64;
+    figures.record(section, format!("accepted → confirmed, {workers_label}"), "orders/s", confirmed_per_sec);
     figures.record(
-        section,
-        format!("accepted → confirmed, {workers_label}"),
-        "orders/s",
-        orders * 1000.0 / (last_confirmed - first_created).max(1) as f64,
+        super::RATIOS,
+        format!("end to end, {workers_label} / baseline"),
+        "×",
+        confirmed_per_sec / baseline_tx_per_sec,
     );
     figures.record(
         section,
@@ -104,7 +112,7 @@ pub(super) async fn end_to_end(
     let workers_cpu: f64 = workers
         .iter()
         .zip(&cpu_before)
-        .map(|(w, before)| cpu_ms(w.pid()).map(|now| now - before))
+        .map(|(w, before)| cpu_ms(w.process.pid()).map(|now| now - before))
         .sum::<Result<f64, _>>()?;
     let api_cpu = cpu_ms(app.process.pid())? - api_cpu_before;
     let bench_cpu = cpu_ms(std::process::id())? - bench_cpu_before;
@@ -123,12 +131,12 @@ pub(super) async fn end_to_end(
             / (wall_ms * std::thread::available_parallelism().map_or(1, usize::from) as f64),
     );
     let outcome = format!(
-        "  [{sync}] e2e {workers_label}: {} orders, confirmed after {confirmed_at:?}, settled after {settled_at:?}",
+        "  [{name}] e2e {workers_label}: {} orders, confirmed after {confirmed_at:?}, settled after {settled_at:?}",
         placed.outputs.len()
     );
     job_breakdown(pool, first_job, orders, &workers_label, figures).await?;
 
-    let peak_worker = workers.iter().map(|w| peak_rss_mib(w.pid())).collect::<Result<Vec<_>, _>>()?;
+    let peak_worker = workers.iter().map(|w| peak_rss_mib(w.process.pid())).collect::<Result<Vec<_>, _>>()?;
     let section = "peak RSS (VmHWM, reset at the start of each phase)";
     figures.record(section, format!("kassa-api, end to end, {workers_label}"), "MiB", peak_rss_mib(app.process.pid())?);
     figures.record(
@@ -137,14 +145,15 @@ pub(super) async fn end_to_end(
         "MiB",
         peak_worker.into_iter().fold(0.0, f64::max),
     );
-    stop(&mut workers);
+    record_lost_leases(figures, &format!("end to end, {workers_label}"), &workers).await;
+    stop_workers(workers);
     Ok(outcome)
 }
 
 /// Attempts per order, median queue wait and run time, and share of the run
 /// time of each job type, for the jobs from `first_job` on.
 async fn job_breakdown(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     first_job: i64,
     orders: f64,
     workers_label: &str,

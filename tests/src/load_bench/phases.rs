@@ -1,46 +1,66 @@
-//! One run of every phase at one durability, recording each measurement.
+//! One run of every phase on one setup, recording each measurement.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 
-use super::Options;
 use super::catalogue::{SEARCHES, seed_catalogue};
 use super::end_to_end::end_to_end;
-use super::processes::{Target, catch, check_failures, scalar, start_worker, stop, wait_quiescent};
+use super::open_loop::open_loop;
+use super::processes::{
+    Target, catch, check_failures, record_lost_leases, scalar, start_worker, stop, stop_workers, wait_quiescent,
+};
+use super::with_worker::with_worker;
+use super::{Options, RATIOS, Setup, baseline};
 use crate::app::{AppOptions, TestApp};
+use crate::backend::TestDatabase;
 use crate::load::{Budget, peak_rss_mib, percentile, reset_peak_rss, run_load};
 use crate::progress::Progress;
 use crate::results::Figures;
 use crate::worker::wait_until;
 
-/// One run of every phase at one durability.
-pub(super) async fn run_once(
-    options: &Options,
-    sync: &'static str,
-    figures: &mut Figures,
-    progress: &Progress,
-) -> anyhow::Result<()> {
+/// The API's settings on `setup` (the database is added by the caller).
+fn api_options(options: &Options, setup: &Setup) -> AppOptions {
     let mut app_options = AppOptions::default()
-        .env("KASSA_SQLITE_SYNCHRONOUS", sync)
+        .env("KASSA_SQLITE_SYNCHRONOUS", setup.sync)
         .env("KASSA_CHECKOUT_RATE_PER_MIN", "1000000")
         .env("KASSA_CHECKOUT_BURST", "1000000")
         .env("KASSA_AUTH_RATE_PER_MIN", "1000000")
         .env("KASSA_AUTH_BURST", "1000000")
         .env("RUST_LOG", "warn,kassa_http::startup=info");
     app_options.env.extend(options.api_env.iter().cloned());
+    app_options
+}
+
+/// One run of every phase on one setup.
+pub(super) async fn run_once(
+    options: &Options,
+    setup: &Setup,
+    figures: &mut Figures,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let name = setup.name;
+
+    // 0. The baseline, before any Kassa process runs.
+    let baseline_tx_per_sec = baseline::transactions_per_sec(setup, options.baseline_secs).await?;
+    figures.record(
+        "baseline (bare sqlx, fresh database, one connection)",
+        "transactions/s, one order row + one job row each",
+        "tx/s",
+        baseline_tx_per_sec,
+    );
+    progress.note(format_args!("  [{name}] baseline: {baseline_tx_per_sec:.0} transactions/s"));
+    progress.advance(format_args!("{name}: baseline"));
+
+    let mut app_options = api_options(options, setup);
+    if let Some(server_url) = &setup.postgres_url {
+        app_options.database = Some(Arc::new(TestDatabase::on_postgres_server(server_url).await));
+    }
     let app = Arc::new(catch("starting kassa-api", TestApp::spawn_with(app_options)).await?);
     let api_pid = app.process.pid();
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(2)
-        .connect_with(
-            sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(app.data_dir.join("kassa.db"))
-                .busy_timeout(Duration::from_secs(30)),
-        )
-        .await
-        .context("Failed to open the app's database")?;
+    let db = app.db().await;
+    let pool = db.pool().clone();
 
     // Setup: customers with tokens (Argon2 makes this the slow part), the catalogue.
     let mut logins = Vec::new();
@@ -54,14 +74,14 @@ pub(super) async fn run_once(
         tokens.push(token);
     }
     let seeding = Instant::now();
-    let hot_product_id = seed_catalogue(&pool, options.products).await?;
+    let hot_product_id = seed_catalogue(&db, options.products).await?;
     progress.note(format_args!(
-        "  [{sync}] {} customers, {} products seeded in {:?}",
+        "  [{name}] {} customers, {} products seeded in {:?}",
         tokens.len(),
         options.products,
         seeding.elapsed()
     ));
-    progress.advance(format_args!("synchronous={sync}: setup"));
+    progress.advance(format_args!("{name}: setup"));
     let section = "peak RSS (VmHWM, reset at the start of each phase)";
     figures.record(section, "kassa-api, setup (Argon2 registrations and logins)", "MiB", peak_rss_mib(api_pid)?);
     reset_peak_rss(api_pid)?;
@@ -92,6 +112,7 @@ pub(super) async fn run_once(
         "req/s",
         accept.rate_per_sec(),
     );
+    figures.record(RATIOS, "checkout accept / baseline", "×", accept.rate_per_sec() / baseline_tx_per_sec);
     figures.record(section, "latency p50", "ms", accept.latency_ms(0.50));
     figures.record(section, "latency p99", "ms", accept.latency_ms(0.99));
     figures.record(
@@ -102,15 +123,15 @@ pub(super) async fn run_once(
     );
     let accepted_orders = accept.outputs;
     progress.note(format_args!(
-        "  [{sync}] accept: {} orders at {:.0}/s",
+        "  [{name}] accept: {} orders at {:.0}/s",
         accepted_orders.len(),
         accept.latencies_ms.len() as f64 / accept.elapsed.as_secs_f64()
     ));
-    progress.advance(format_args!("synchronous={sync}: checkout accept"));
+    progress.advance(format_args!("{name}: checkout accept"));
 
     // 2. Backlog drain by one worker, the API idle.
     let drain_started_ms = kassa_common::db::now_ms();
-    let mut workers = vec![start_worker(&app, format!("{sync}-drain"), sync, &options.worker_env).await?];
+    let workers = vec![start_worker(&app, format!("{name}-drain"), setup.sync, &options.worker_env).await?];
     wait_until("the backlog is processed", Duration::from_secs(900), || async {
         Ok(scalar(&pool, "select count(*) from orders where status = 'pending'").await? == 0)
     })
@@ -120,24 +141,28 @@ pub(super) async fn run_once(
     let confirmed = scalar(&pool, "select count(*) from orders where status = 'confirmed'").await?;
     let section = "backlog drain (the phase-1 orders, then 1 worker; API idle)";
     figures.record(section, "backlog", "orders", accepted_orders.len() as f64);
-    figures.record(
-        section,
-        "orders confirmed, 1 worker",
-        "orders/s",
-        confirmed as f64 * 1000.0 / (last_confirmed_ms - drain_started_ms).max(1) as f64,
-    );
+    let drained_per_sec = confirmed as f64 * 1000.0 / (last_confirmed_ms - drain_started_ms).max(1) as f64;
+    figures.record(section, "orders confirmed, 1 worker", "orders/s", drained_per_sec);
+    figures.record(RATIOS, "backlog drain / baseline", "×", drained_per_sec / baseline_tx_per_sec);
     wait_quiescent(&pool).await?;
-    stop(&mut workers);
-    progress.advance(format_args!("synchronous={sync}: backlog drain"));
+    record_lost_leases(figures, "backlog drain, 1 worker", &workers).await;
+    stop_workers(workers);
+    progress.advance(format_args!("{name}: backlog drain"));
 
     // 3. End to end with 1, 2, 4 workers.
     for &worker_count in &options.workers {
-        let outcome = end_to_end(options, sync, &app, &pool, &target, worker_count, figures).await?;
+        let outcome =
+            end_to_end(options, setup, &app, &pool, &target, worker_count, baseline_tx_per_sec, figures).await?;
         progress.note(&outcome);
-        progress.advance(format_args!("synchronous={sync}: end to end, {worker_count} worker(s)"));
+        progress.advance(format_args!("{name}: end to end, {worker_count} worker(s)"));
     }
 
-    // 4. Search.
+    // 4. Open loop: a fixed offered rate, one worker.
+    let outcome = open_loop(options, setup, &app, &pool, &target, figures).await?;
+    progress.note(&outcome);
+    progress.advance(format_args!("{name}: open loop"));
+
+    // 5. Search.
     reset_peak_rss(api_pid)?;
     let section = "search (GET /products/)";
     for clients in [1, options.clients] {
@@ -177,9 +202,9 @@ pub(super) async fn run_once(
         peak_rss_mib(api_pid)?,
     );
 
-    progress.advance(format_args!("synchronous={sync}: search"));
+    progress.advance(format_args!("{name}: search"));
 
-    // 5. Order reads by their owners.
+    // 6. Order reads by their owners.
     reset_peak_rss(api_pid)?;
     let load_target = Arc::clone(&target);
     let orders = Arc::new(accepted_orders);
@@ -207,9 +232,26 @@ pub(super) async fn run_once(
         peak_rss_mib(api_pid)?,
     );
 
-    progress.advance(format_args!("synchronous={sync}: order reads"));
-    pool.close().await;
+    progress.advance(format_args!("{name}: order reads"));
+
+    // 7. The API restarted with the worker embedded, on the same data.
     let mut app = Arc::try_unwrap(app).map_err(|_| anyhow!("the app is still shared at the end of the run"))?;
     stop(std::slice::from_mut(&mut app.process));
+    let tokens = target.tokens.clone();
+    let outcome = with_worker(
+        options,
+        setup,
+        api_options(options, setup),
+        &app,
+        &pool,
+        tokens,
+        hot_product_id,
+        baseline_tx_per_sec,
+        figures,
+    )
+    .await?;
+    progress.note(&outcome);
+    progress.advance(format_args!("{name}: --with-worker"));
+    db.close().await;
     Ok(())
 }

@@ -1,13 +1,13 @@
 //! What the phases share: the HTTP target with its customers' tokens,
-//! starting and stopping processes, their CPU time, and small database
-//! helpers.
+//! starting and stopping processes, their CPU time and lost leases, and
+//! small database helpers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::json;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::app::TestApp;
 use crate::load::LoadReport;
@@ -95,20 +95,64 @@ pub(super) async fn catch<T: Send + 'static>(
     })
 }
 
-/// Starts a worker process on the app's database at this durability.
+/// The section whose figures are printed per run.
+pub(super) const LOST_LEASES: &str = "lost leases (kassa_leases_lost_total per run; target 0)";
+
+/// The two warnings a worker logs when it loses a lease (each also counts
+/// in `kassa_leases_lost_total`).
+const LEASE_LOST_WARNINGS: [&str; 2] = [
+    "lease lost to another worker; this run's result will be discarded",
+    "result discarded: the lease expired and another worker holds the job",
+];
+
+/// A worker process and where it serves its metrics.
+pub(super) struct Worker {
+    pub(super) process: ChildProcess,
+    metrics_url: String,
+}
+
+/// Leases lost by a process, from its `/metrics` at `metrics_url`; the
+/// count of its lost-lease warnings if the scrape fails or shows fewer.
+pub(super) async fn lost_leases(process: &ChildProcess, metrics_url: &str) -> f64 {
+    let logged =
+        process.lines().iter().filter(|line| LEASE_LOST_WARNINGS.iter().any(|warning| line.contains(warning))).count()
+            as f64;
+    let scraped = async {
+        let text = reqwest::get(metrics_url).await.ok()?.text().await.ok()?;
+        let exposition = crate::prometheus::parse(&text).ok()?;
+        exposition.has("kassa_leases_lost_total").then(|| exposition.sum("kassa_leases_lost_total", &[]))
+    };
+    match scraped.await {
+        Some(counted) => counted.max(logged),
+        None => logged,
+    }
+}
+
+/// Records the leases the `workers` lost during `phase`.
+pub(super) async fn record_lost_leases(figures: &mut crate::results::Figures, phase: &str, workers: &[Worker]) {
+    let mut lost = 0.0;
+    for worker in workers {
+        lost += lost_leases(&worker.process, &worker.metrics_url).await;
+    }
+    figures.record(LOST_LEASES, phase, "leases", lost);
+}
+
+/// Starts a worker process on the app's database at this durability, with
+/// its metrics on a free port.
 pub(super) async fn start_worker(
     app: &Arc<TestApp>,
     worker_id: String,
     sync: &'static str,
     extra_env: &[(String, String)],
-) -> anyhow::Result<ChildProcess> {
+) -> anyhow::Result<Worker> {
     let app = Arc::clone(app);
     let what = format!("starting worker {worker_id}");
     let mut env: Vec<(String, String)> = [
         ("KASSA_SQLITE_SYNCHRONOUS", sync),
         ("KASSA_SANDBOX_FAILURE_RATE", "0"),
         ("KASSA_SANDBOX_LATENCY_MS", "0"),
-        ("RUST_LOG", "warn,kassa_worker::runtime=info"),
+        ("KASSA_WORKER_METRICS_BIND", "127.0.0.1:0"),
+        ("RUST_LOG", "warn,kassa_worker::runtime=info,kassa_worker::telemetry=info"),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value.to_owned()))
@@ -116,10 +160,18 @@ pub(super) async fn start_worker(
     env.extend(extra_env.iter().cloned());
     tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
-        app.spawn_worker(&worker_id, &env)
+        let mut process = app.spawn_worker(&worker_id, &env);
+        let addr = process.wait_for_line("metrics listening on ", Duration::from_secs(30));
+        Worker { process, metrics_url: format!("http://{}/metrics", addr.trim()) }
     })
     .await
     .map_err(|error| anyhow!("{what} failed: {error}"))
+}
+
+/// Stops worker processes (see [`stop`]).
+pub(super) fn stop_workers(workers: Vec<Worker>) {
+    let mut processes: Vec<ChildProcess> = workers.into_iter().map(|worker| worker.process).collect();
+    stop(&mut processes);
 }
 
 /// Stops processes with SIGTERM and waits for them to exit (SIGKILL on drop otherwise).
@@ -135,8 +187,13 @@ pub(super) fn stop(processes: &mut [ChildProcess]) {
     }
 }
 
-pub(super) async fn scalar(pool: &SqlitePool, sql: &str) -> anyhow::Result<i64> {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await.with_context(|| format!("Failed to run {sql}"))
+/// The first column of the first row of `sql`, as an integer (0 for NULL).
+pub(super) async fn scalar(pool: &AnyPool, sql: &str) -> anyhow::Result<i64> {
+    let value: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(pool)
+        .await
+        .with_context(|| format!("Failed to run {sql}"))?;
+    Ok(value.unwrap_or(0))
 }
 
 /// Fails loudly when a load phase had failed requests.
@@ -148,7 +205,7 @@ pub(super) fn check_failures<T>(phase: &str, report: &LoadReport<T>) -> anyhow::
 }
 
 /// Waits until no job is pending or running.
-pub(super) async fn wait_quiescent(pool: &SqlitePool) -> anyhow::Result<()> {
+pub(super) async fn wait_quiescent(pool: &AnyPool) -> anyhow::Result<()> {
     wait_until("every job finished", Duration::from_secs(900), || async {
         Ok(scalar(pool, "select count(*) from jobs where status in ('pending', 'running')").await? == 0)
     })
