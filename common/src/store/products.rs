@@ -244,7 +244,13 @@ fn push_matches(statement: &mut Statement, backend: Backend, query: &ProductQuer
     }
     if let Some(category) = &query.category {
         let param = statement.next_param();
-        statement.push(" and ").push(&sql::equals_ignoring_case(backend, "p.category", param));
+        // With words, the full-text index drives the join; SQLite would
+        // otherwise walk the category index and probe the full-text index
+        // once per product of the category (40 ms instead of 0.4 ms for
+        // `q=chair&category=garden` on 10,000 products). The unary `+` keeps
+        // it off the category index.
+        let column = if ranked && backend == Backend::Sqlite { "+p.category" } else { "p.category" };
+        statement.push(" and ").push(&sql::equals_ignoring_case(backend, column, param));
         statement.bind(Bind::Text(category.clone()));
     }
     if let Some(min) = query.min_price_cents {
@@ -333,6 +339,20 @@ mod tests {
         assert!(newest.contains("USING INDEX products_created"), "{newest}");
         let category = plan(ProductQuery { limit: 20, category: Some("KITCHEN".into()), ..Default::default() }).await;
         assert!(category.contains("USING INDEX products_category"), "{category}");
+        // With words, the full-text index leads and products are looked up by id.
+        let words = ProductQuery {
+            terms: search_terms("chair"),
+            limit: 20,
+            category: Some("garden".into()),
+            ..Default::default()
+        };
+        let mut count = Statement::new("explain query plan select ");
+        push_matches(&mut count, Backend::Sqlite, &words, Selecting::Count);
+        let rows: Vec<(i64, i64, i64, String)> = count.query_as().fetch_all(scratch.db.pool()).await.expect("plan");
+        let count_plan = rows.into_iter().map(|row| row.3).collect::<Vec<_>>().join("; ");
+        assert!(!count_plan.contains("products_category"), "{count_plan}");
+        let words_in_category = plan(words).await;
+        assert!(!words_in_category.contains("products_category"), "{words_in_category}");
     }
 
     crate::on_both_backends! {
