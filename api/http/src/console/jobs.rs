@@ -15,7 +15,7 @@ use kassa_common::time::format_ms;
 use serde::{Deserialize, Serialize};
 
 use super::session::{CSRF_FIELD, ConsoleAdmin};
-use super::{ConsoleError, page};
+use super::{ConsoleError, DoneQuery, page};
 use crate::routes::admin::jobs::{detail, discard_dead, retry_dead};
 use crate::state::AppState;
 
@@ -97,14 +97,6 @@ struct ActionRow {
     actor: String,
     reason: Option<String>,
     at: String,
-}
-
-/// What was just done, if the redirect said so.
-#[derive(Debug, Default, Deserialize)]
-pub struct DoneQuery {
-    /// `retried`, `discarded`.
-    #[serde(default)]
-    pub done: Option<String>,
 }
 
 /// `GET /console/jobs/{id}`: one job with its history.

@@ -34,6 +34,8 @@ use tower_governor::GovernorLayer;
 use tower_governor::key_extractor::PeerIpKeyExtractor;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use serde::Deserialize;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -155,4 +157,13 @@ pub(crate) fn page(
     };
     let html = templates::render(name, ctx)?;
     Ok(Html(html).into_response())
+}
+
+/// What a page's form just did, as its redirect back says (`?done=…`:
+/// `retried`, `discarded`, `cancel-requested`), for the notice on top.
+#[derive(Debug, Default, Deserialize)]
+pub struct DoneQuery {
+    /// What was done, if anything.
+    #[serde(default)]
+    pub done: Option<String>,
 }

@@ -16,7 +16,7 @@ use kassa_common::time::format_ms;
 use serde::{Deserialize, Serialize};
 
 use super::session::{CSRF_FIELD, ConsoleAdmin};
-use super::{ConsoleError, page};
+use super::{ConsoleError, DoneQuery, page};
 use crate::routes::orders::admin_cancel;
 use crate::state::AppState;
 
@@ -69,14 +69,6 @@ struct TimelineRow {
     at: String,
     kind: &'static str,
     summary: String,
-}
-
-/// What was just done, if the redirect said so.
-#[derive(Debug, Default, Deserialize)]
-pub struct DoneQuery {
-    /// `cancel-requested`.
-    #[serde(default)]
-    pub done: Option<String>,
 }
 
 /// `GET /console/orders/{id}`: one order and its timeline.
