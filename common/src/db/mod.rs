@@ -25,6 +25,7 @@
 
 mod migrate;
 mod postgres;
+mod process_lock;
 pub mod scratch;
 mod sqlite;
 pub mod types;
@@ -215,9 +216,13 @@ impl DbArgs {
             .connect_with(options)
             .await
             .map_err(|source| DbError::Connect { target: target.clone(), source })?;
-        let writer = match backend {
-            Backend::Sqlite => Some(writer::Writer::start(pool.clone())),
-            Backend::Postgres => None,
+        let writer = match &location {
+            Location::Sqlite(file) => {
+                let lock = process_lock::ProcessLock::open(file)
+                    .map_err(|source| DbError::CreateFile { path: file.clone(), source })?;
+                Some(writer::Writer::start(pool.clone(), lock))
+            }
+            Location::Postgres(_) => None,
         };
         let server_url = match &location {
             Location::Sqlite(_) => None,

@@ -10,6 +10,9 @@
 //! fails (the lock stays taken by another process past the busy timeout, a
 //! savepoint cannot be released), the units that had succeeded are run
 //! again in a new transaction — a unit is an `FnMut` for that reason.
+//!
+//! Between processes, turns at SQLite's write lock are taken with
+//! [`ProcessLock`] rather than SQLite's sleeping busy handler.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::process_lock::{LockFailure, ProcessLock};
 use super::{BUSY_RETRIES, DbConn, GROUP_COMMIT_UNITS, WriteError, WriteUnit, is_busy};
 
 /// Most units in one transaction: bounds how long one commit holds the
@@ -68,11 +72,12 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on `pool` (it keeps one connection for itself).
-    pub(super) fn start(pool: AnyPool) -> Writer {
+    /// Starts the writer task on `pool` (it keeps one connection for
+    /// itself), taking turns with other processes through `lock`.
+    pub(super) fn start(pool: AnyPool, lock: ProcessLock) -> Writer {
         let (messages, inbox) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        tokio::spawn(run(pool, inbox, counters.clone()));
+        tokio::spawn(run(pool, inbox, counters.clone(), Some(lock)));
         Writer { messages, counters }
     }
 
@@ -162,7 +167,13 @@ where
     }
 }
 
-async fn run(pool: AnyPool, mut inbox: mpsc::UnboundedReceiver<Message>, counters: Arc<Counters>) {
+async fn run(
+    pool: AnyPool,
+    mut inbox: mpsc::UnboundedReceiver<Message>,
+    counters: Arc<Counters>,
+    // `None` once file locks turned out not to work here.
+    mut lock: Option<ProcessLock>,
+) {
     let mut conn: Option<PoolConnection<Any>> = None;
     let mut group: Vec<Box<dyn ErasedUnit>> = Vec::new();
     let mut stopped = None;
@@ -181,7 +192,7 @@ async fn run(pool: AnyPool, mut inbox: mpsc::UnboundedReceiver<Message>, counter
             }
         }
         if !group.is_empty() {
-            commit_group(&pool, &mut conn, std::mem::take(&mut group), &counters).await;
+            commit_group(&pool, &mut conn, &mut lock, std::mem::take(&mut group), &counters).await;
         }
         if stopped.is_some() {
             break;
@@ -215,6 +226,7 @@ async fn acquire(pool: &AnyPool) -> Result<PoolConnection<Any>, sqlx::Error> {
 async fn commit_group(
     pool: &AnyPool,
     conn: &mut Option<PoolConnection<Any>>,
+    lock: &mut Option<ProcessLock>,
     mut units: Vec<Box<dyn ErasedUnit>>,
     counters: &Counters,
 ) {
@@ -228,7 +240,22 @@ async fn commit_group(
                 Err(error) => return fail_all(units, &error, counters),
             },
         };
-        match attempt(connection, units, counters).await {
+        let turn = match lock {
+            None => None,
+            Some(files) => match files.acquire(LOCK_PATIENCE).await {
+                Ok(held) => Some(held),
+                Err(LockFailure::TimedOut) => return fail_all(units, &sqlx::Error::PoolTimedOut, counters),
+                Err(LockFailure::Unsupported(error)) => {
+                    tracing::warn!(%error, "cannot take turns at the write lock by file lock; relying on SQLite's");
+                    *lock = None;
+                    None
+                }
+            },
+        };
+        let attempted = attempt(connection, units, counters).await;
+        // Let the next process in before answering this group's callers.
+        drop(turn);
+        match attempted {
             Attempt::Committed(done) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters.units_committed.fetch_add(done.len() as u64, Ordering::Relaxed);

@@ -1,0 +1,202 @@
+//! Taking turns at SQLite's write lock between Kassa processes.
+//!
+//! SQLite's own lock is not a queue: a writer that finds it taken sleeps in
+//! the busy handler (1 ms, then 2, 5, 10 … ms) and tries again, so while an
+//! API and a worker process both write, the lock often sits free while both
+//! sleep, and the process that just committed usually takes it straight
+//! back. Each process's writer therefore takes an advisory file lock
+//! (`flock`) beside the database before `BEGIN IMMEDIATE` and drops it after
+//! the commit, polled every few tens of microseconds, so the lock changes
+//! hands within a fraction of a millisecond.
+//!
+//! A second file is a turnstile: a writer holds it while it waits for the
+//! lock, and one that has just committed must pass it again before taking
+//! the lock back, so a waiting process gets the next turn instead of
+//! watching the other commit group after group (its heartbeats and acks
+//! would be starved past their leases).
+//!
+//! Writers that are not Kassa's (the `sqlite3` shell, another tool) are
+//! still handled by SQLite's busy handling; a lost file lock (the holder
+//! died) is released by the kernel.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// First pause between looks at a taken lock.
+const FIRST_PAUSE: Duration = Duration::from_micros(20);
+/// Longest pause between looks: bounds how long the lock sits free after
+/// its holder lets go.
+const LONGEST_PAUSE: Duration = Duration::from_micros(200);
+
+/// The lock and turnstile files of one database; cheap to clone.
+#[derive(Clone)]
+pub(super) struct ProcessLock {
+    files: Arc<Files>,
+}
+
+struct Files {
+    lock: File,
+    turnstile: File,
+}
+
+/// Why the lock was not taken.
+#[derive(Debug)]
+pub(super) enum LockFailure {
+    /// Another process held it for longer than the patience given.
+    TimedOut,
+    /// The files cannot be locked at all (e.g. a file system without
+    /// `flock`); the writer goes on with SQLite's busy handling alone.
+    Unsupported(std::io::Error),
+}
+
+impl ProcessLock {
+    /// Opens (creating, private to the owner) `<database>-writer` and
+    /// `<database>-writer-turnstile`.
+    pub(super) fn open(database: &Path) -> std::io::Result<ProcessLock> {
+        let open = |suffix: &str| {
+            let mut path = database.as_os_str().to_owned();
+            path.push(suffix);
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
+        };
+        let files = Files { lock: open("-writer")?, turnstile: open("-writer-turnstile")? };
+        Ok(ProcessLock { files: Arc::new(files) })
+    }
+
+    /// Waits for this process's turn at the write lock, at most `patience`.
+    /// A free lock is taken at once; a taken one is waited for on a
+    /// blocking thread, looking every few tens of microseconds (finer than
+    /// the async timer's millisecond).
+    pub(super) async fn acquire(&self, patience: Duration) -> Result<Held, LockFailure> {
+        let now = Instant::now();
+        if let Some(held) = self.try_acquire(now)? {
+            return Ok(held);
+        }
+        let lock = self.clone();
+        tokio::task::spawn_blocking(move || lock.acquire_blocking(now + patience))
+            .await
+            .unwrap_or(Err(LockFailure::TimedOut))
+    }
+
+    /// Takes the turnstile and the lock if both are free right now.
+    fn try_acquire(&self, now: Instant) -> Result<Option<Held>, LockFailure> {
+        if take(&self.files.turnstile, now).is_err() {
+            return Ok(None);
+        }
+        let taken = take(&self.files.lock, now);
+        let _ = self.files.turnstile.unlock();
+        match taken {
+            Ok(()) => Ok(Some(Held { lock: self.clone() })),
+            Err(LockFailure::TimedOut) => Ok(None),
+            Err(unsupported) => Err(unsupported),
+        }
+    }
+
+    /// Waits at the turnstile, then for the lock, until `deadline`.
+    fn acquire_blocking(&self, deadline: Instant) -> Result<Held, LockFailure> {
+        take(&self.files.turnstile, deadline)?;
+        let taken = take(&self.files.lock, deadline);
+        let _ = self.files.turnstile.unlock();
+        taken?;
+        Ok(Held { lock: self.clone() })
+    }
+}
+
+/// The write lock while this process holds it; dropping it lets go.
+pub(super) struct Held {
+    lock: ProcessLock,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.lock.files.lock.unlock();
+    }
+}
+
+/// Takes `file`'s lock, looking again after short pauses until `deadline`
+/// (a deadline already passed makes it one look).
+fn take(file: &File, deadline: Instant) -> Result<(), LockFailure> {
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) if Instant::now() + pause < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+            Err(TryLockError::WouldBlock) => return Err(LockFailure::TimedOut),
+            Err(TryLockError::Error(error)) => return Err(LockFailure::Unsupported(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_across_open_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = dir.path().join("kassa.db");
+        let (first, second) =
+            (ProcessLock::open(&database).expect("open"), ProcessLock::open(&database).expect("open"));
+        let held = first.acquire(Duration::from_secs(1)).await.expect("free at first");
+        assert!(
+            matches!(second.acquire(Duration::from_millis(20)).await, Err(LockFailure::TimedOut)),
+            "a second open file (as another process has) waits while the first holds it"
+        );
+        drop(held);
+        second.acquire(Duration::from_secs(1)).await.expect("free once let go");
+    }
+
+    #[test]
+    fn a_waiting_writer_gets_the_next_turn() {
+        // One thread commits in a tight loop; another wants the lock once.
+        // Without the turnstile the first would take it straight back
+        // nearly every time; with it, the waiter gets in after one turn.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = dir.path().join("kassa.db");
+        let busy = Arc::new(ProcessLock::open(&database).expect("open"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let turns = Arc::new(AtomicUsize::new(0));
+        let looping = std::thread::spawn({
+            let (busy, stop, turns) = (busy.clone(), stop.clone(), turns.clone());
+            move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let held = busy.acquire_blocking(Instant::now() + Duration::from_secs(10)).expect("turn");
+                    turns.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                    drop(held);
+                }
+            }
+        });
+        while turns.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let waiter = ProcessLock::open(&database).expect("open");
+        let before = turns.load(Ordering::SeqCst);
+        let held = waiter.acquire_blocking(Instant::now() + Duration::from_secs(10)).expect("the waiter's turn");
+        let waited_turns = turns.load(Ordering::SeqCst) - before;
+        drop(held);
+        stop.store(true, Ordering::SeqCst);
+        looping.join().expect("join");
+        assert!(waited_turns <= 2, "the waiter got in after {waited_turns} of the other's turns");
+    }
+
+    #[test]
+    fn the_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = dir.path().join("kassa.db");
+        ProcessLock::open(&database).expect("open");
+        for name in ["kassa.db-writer", "kassa.db-writer-turnstile"] {
+            let mode = std::fs::metadata(dir.path().join(name)).expect(name).permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+        }
+    }
+}
