@@ -15,7 +15,8 @@ use super::wake;
 use crate::db::Db;
 
 /// Claims up to `$5` due jobs of the types in `$4` (a JSON array) for
-/// worker `$1`, with the lease expiring at `$2`; `$3` is now.
+/// worker `$1`, with the lease expiring at `$2`; `$3` is now. The oldest
+/// order's jobs first (see migration 0006).
 pub(super) const CLAIM: &str = "update jobs
     set status = 'running', lease_owner = $1, lease_token = lease_token + 1,
         lease_expires_at = $2, claimed_at = $3, attempts = attempts + 1, updated_at = $3
@@ -23,10 +24,11 @@ pub(super) const CLAIM: &str = "update jobs
         select id from jobs
         where status = 'pending' and run_at <= $3
           and job_type in (select jsonb_array_elements_text($4::jsonb))
-        order by run_at, id
+        order by coalesce(order_id, 0), id
         limit $5
         for update skip locked)
-    returning id, job_type, payload, attempts, lease_token, created_at, run_at, last_error";
+    returning id, job_type, payload, attempts, lease_token, created_at, run_at, last_error,
+        coalesce(order_id, 0) as claim_order";
 
 /// `1` when a job of the types in `$2` is due at `$1`.
 pub(super) const HAS_DUE: &str = "select 1 from jobs

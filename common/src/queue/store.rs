@@ -255,7 +255,8 @@ pub struct QueueStats {
 /// Every method retries a busy database itself; an error is a real failure.
 pub trait JobStore: Clone + Send + Sync + 'static {
     /// Claims up to `request.limit` due jobs in one write transaction, each
-    /// with a fresh lease and fencing token, oldest due first.
+    /// with a fresh lease and fencing token: the oldest order's jobs first
+    /// (jobs of no order before any), then in push order.
     fn claim(&self, request: &ClaimRequest) -> impl Future<Output = Result<Vec<ClaimedJob>, QueueError>> + Send;
 
     /// A cheap read: is any job of these types due now?

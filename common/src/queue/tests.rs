@@ -49,6 +49,26 @@ async fn enqueue_commits_and_rolls_back_with_the_callers_transaction(scratch) {
 }
 
 crate::on_both_backends! {
+async fn claims_take_the_oldest_orders_jobs_first(scratch) {
+    // Orders 2..=6 are waiting for their first step when order 1, placed
+    // before them, gets its next one: that goes first, whatever was pushed
+    // before it. Jobs of no order go before every order's.
+    let store = DbJobStore::new(scratch.db.clone());
+    let first_steps: Vec<NewJob> = (2..=6).map(|order| job(order).for_order(i64::from(order))).collect();
+    store.push_many(&first_steps).await.expect("push");
+    let next_step = store.push(&job(1).for_order(1)).await.expect("push").job_id();
+    let orderless = store.push(&job(0)).await.expect("push").job_id();
+    let due_later = store.push(&NewJob { run_at_ms: Some(now_ms() + 60_000), ..job(9).for_order(1) }).await.expect("push");
+    let claimed = store.claim(&claim_request("a", 3, Duration::from_secs(30))).await.expect("claim");
+    let ids: Vec<JobId> = claimed.iter().map(|job| job.lease.job_id).collect();
+    assert_eq!(ids[..2], [orderless, next_step], "the orderless job, then the oldest order's step");
+    let third: serde_json::Value = serde_json::from_str(&claimed[2].payload).expect("payload");
+    assert_eq!(third, serde_json::json!({ "key": 2 }), "then order 2's first step");
+    assert!(!ids.contains(&due_later.job_id()), "a job not yet due waits whatever its order");
+}
+}
+
+crate::on_both_backends! {
 async fn a_second_push_with_the_same_dedup_key_is_a_no_op(scratch) {
     let store = DbJobStore::new(scratch.db.clone());
     let first = store.push(&job(1).dedup_key("order-7")).await.expect("push");
@@ -304,12 +324,18 @@ async fn the_claim_and_prune_queries_use_the_partial_indexes() {
             rows.into_iter().map(|row| row.3).collect::<Vec<_>>().join("; ")
         }
     };
-    let claim = plan(
-        "select id from jobs where status = 'pending' and run_at <= 5
-         and job_type in (select value from json_each('[\"a\"]')) order by run_at, id limit 10",
-    )
-    .await;
-    assert!(claim.contains("jobs_pending"), "{claim}");
+    let claim_plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("explain query plan {}", super::sqlite::CLAIM)))
+            .bind("w")
+            .bind(10_i64)
+            .bind(5_i64)
+            .bind("[\"a\"]")
+            .bind(10_i64)
+            .fetch_all(store.db().pool())
+            .await
+            .expect("plan");
+    let claim = claim_plan.into_iter().map(|row| row.3).collect::<Vec<_>>().join("; ");
+    assert!(claim.contains("jobs_pending_by_order"), "{claim}");
     assert!(!claim.contains("TEMP B-TREE"), "no sort: {claim}");
     let prune =
         plan("select id from jobs where status in ('succeeded', 'discarded') and finished_at < 5 limit 10").await;

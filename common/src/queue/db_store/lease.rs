@@ -22,6 +22,8 @@ struct ClaimRow {
     created_at: i64,
     run_at: i64,
     last_error: Option<String>,
+    /// The claim order's first key: the job's order, 0 for none.
+    claim_order: i64,
 }
 
 /// A JSON array of strings, for the job-type list of a claim, which keeps
@@ -40,7 +42,7 @@ pub(super) async fn claim(conn: &mut DbConn, request: &ClaimRequest) -> Result<V
         Backend::Sqlite => sqlite::CLAIM,
         Backend::Postgres => postgres::CLAIM,
     };
-    let rows: Vec<ClaimRow> = sqlx::query_as(sql)
+    let mut rows: Vec<ClaimRow> = sqlx::query_as(sql)
         .bind(&request.worker_id)
         .bind(now.saturating_add(lease_ms))
         .bind(now)
@@ -48,7 +50,9 @@ pub(super) async fn claim(conn: &mut DbConn, request: &ClaimRequest) -> Result<V
         .bind(i64::from(request.limit))
         .fetch_all(&mut *conn)
         .await?;
-    let mut jobs: Vec<ClaimedJob> = rows
+    // RETURNING gives no order; hand jobs out in the claim's order.
+    rows.sort_by_key(|row| (row.claim_order, row.id));
+    let jobs: Vec<ClaimedJob> = rows
         .into_iter()
         .map(|row| ClaimedJob {
             lease: Lease { job_id: JobId(row.id), token: row.lease_token },
@@ -61,8 +65,6 @@ pub(super) async fn claim(conn: &mut DbConn, request: &ClaimRequest) -> Result<V
             last_error: row.last_error,
         })
         .collect();
-    // RETURNING gives no order; hand jobs out oldest due first.
-    jobs.sort_by_key(|job| (job.run_at_ms, job.lease.job_id));
     Ok(jobs)
 }
 
