@@ -2,19 +2,19 @@
 //! are confirmed, where the CPU time goes, and the job attempts by type.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use sqlx::AnyPool;
 
 use super::processes::{
-    Target, check_failures, cpu_ms, record_lost_leases, scalar, start_worker, stop_workers, wait_quiescent,
+    Confirmations, Target, check_failures, cpu_ms, record_lost_leases, scalar, start_worker, stop_workers,
+    wait_orders_left_pending, wait_quiescent,
 };
 use super::{Options, Setup};
 use crate::app::TestApp;
 use crate::load::{Budget, median, peak_rss_mib, percentile, reset_peak_rss, run_load};
 use crate::results::Figures;
-use crate::worker::wait_until;
 
 /// Phase 3 for one worker count; returns a line saying how it went.
 #[expect(clippy::too_many_arguments, reason = "one phase's inputs, each used once")]
@@ -49,11 +49,7 @@ pub(super) async fn end_to_end(
     })
     .await;
     check_failures("end-to-end orders", &placed)?;
-    let pending_sql = format!("select count(*) from orders where id >= {first_order} and status = 'pending'");
-    wait_until("every order left pending", Duration::from_secs(900), || async {
-        Ok(scalar(pool, &pending_sql).await? == 0)
-    })
-    .await?;
+    wait_orders_left_pending(pool, first_order, "end-to-end order").await?;
     let confirmed_at = started.elapsed();
     wait_quiescent(pool).await?;
     let settled_at = started.elapsed();
@@ -65,18 +61,11 @@ pub(super) async fn end_to_end(
     if not_confirmed > 0 {
         bail!("{not_confirmed} end-to-end orders were not confirmed");
     }
-    let first_created = scalar(pool, &format!("select min(created_at) from orders where id >= {first_order}")).await?;
-    let last_confirmed = scalar(
-        pool,
-        &format!(
-            "select max(at) from order_status_history where order_id >= {first_order} and to_status = 'confirmed'"
-        ),
-    )
-    .await?;
+    let confirmations = Confirmations::read(pool, first_order, "end-to-end").await?;
     let last_finished = scalar(pool, &format!("select max(finished_at) from jobs where id >= {first_job}")).await?;
     let workers_label = format!("{worker_count} worker{}", if worker_count == 1 { "" } else { "s" });
     let section = "end to end (orders placed by the clients while the workers run)";
-    let confirmed_per_sec = orders * 1000.0 / (last_confirmed - first_created).max(1) as f64;
+    let confirmed_per_sec = confirmations.rate_per_sec(orders);
     figures.record(section, format!("accepted → confirmed, {workers_label}"), "orders/s", confirmed_per_sec);
     figures.record(
         super::RATIOS,
@@ -88,24 +77,12 @@ pub(super) async fn end_to_end(
         section,
         format!("accepted → every job done (e-mails too), {workers_label}"),
         "orders/s",
-        orders * 1000.0 / (last_finished - first_created).max(1) as f64,
+        orders * 1000.0 / (last_finished - confirmations.first_created).max(1) as f64,
     );
     figures.record(section, format!("accept rate meanwhile, {workers_label}"), "req/s", placed.rate_per_sec());
-    let mut latencies: Vec<f64> = sqlx::query_scalar::<_, i64>(
-        "select h.at - o.created_at from orders o
-         join order_status_history h on h.order_id = o.id and h.to_status = 'confirmed'
-         where o.id >= $1",
-    )
-    .bind(first_order)
-    .fetch_all(pool)
-    .await
-    .context("Failed to read the confirmation latencies")?
-    .into_iter()
-    .map(|ms| ms as f64)
-    .collect();
-    latencies.sort_by(f64::total_cmp);
-    figures.record(section, format!("accepted → confirmed p50, {workers_label}"), "ms", percentile(&latencies, 0.5));
-    figures.record(section, format!("accepted → confirmed p99, {workers_label}"), "ms", percentile(&latencies, 0.99));
+    let latencies = &confirmations.latencies_ms;
+    figures.record(section, format!("accepted → confirmed p50, {workers_label}"), "ms", percentile(latencies, 0.5));
+    figures.record(section, format!("accepted → confirmed p99, {workers_label}"), "ms", percentile(latencies, 0.99));
 
     // Where the time goes: CPU per order of each process, over the phase.
     let section = "where the time goes (end to end)";

@@ -8,15 +8,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use sqlx::AnyPool;
 
-use super::processes::{Target, record_lost_leases, scalar, start_worker, stop_workers, wait_quiescent};
+use super::processes::{
+    Confirmations, Target, record_lost_leases, scalar, start_worker, stop_workers, wait_orders_left_pending,
+    wait_quiescent,
+};
 use super::{Options, Setup};
 use crate::app::TestApp;
 use crate::load::{peak_rss_mib, percentile, reset_peak_rss};
 use crate::results::Figures;
-use crate::worker::wait_until;
 
 /// Phase 4; returns a line saying how it went.
 pub(super) async fn open_loop(
@@ -59,33 +61,10 @@ pub(super) async fn open_loop(
     }
     post_latencies.sort_by(f64::total_cmp);
 
-    let pending_sql = format!("select count(*) from orders where id >= {first_order} and status = 'pending'");
-    wait_until("every open-loop order left pending", Duration::from_secs(900), || async {
-        Ok(scalar(pool, &pending_sql).await? == 0)
-    })
-    .await?;
+    wait_orders_left_pending(pool, first_order, "open-loop order").await?;
     wait_quiescent(pool).await?;
-    let mut latencies: Vec<f64> = sqlx::query_scalar::<_, i64>(
-        "select h.at - o.created_at from orders o
-         join order_status_history h on h.order_id = o.id and h.to_status = 'confirmed'
-         where o.id >= $1",
-    )
-    .bind(first_order)
-    .fetch_all(pool)
-    .await
-    .context("Failed to read the open-loop confirmation latencies")?
-    .into_iter()
-    .map(|ms| ms as f64)
-    .collect();
-    latencies.sort_by(f64::total_cmp);
-    let first_created = scalar(pool, &format!("select min(created_at) from orders where id >= {first_order}")).await?;
-    let last_confirmed = scalar(
-        pool,
-        &format!(
-            "select max(at) from order_status_history where order_id >= {first_order} and to_status = 'confirmed'"
-        ),
-    )
-    .await?;
+    let confirmations = Confirmations::read(pool, first_order, "open-loop").await?;
+    let latencies = &confirmations.latencies_ms;
 
     let section = format!("open loop ({rate:.0} orders/s offered for {} s, 1 worker)", options.open_loop_secs);
     figures.record(&section, "offered rate achieved (requests sent)", "req/s", total as f64 / sending.as_secs_f64());
@@ -94,10 +73,10 @@ pub(super) async fn open_loop(
         &section,
         "confirmed rate (first accepted → last confirmed)",
         "orders/s",
-        latencies.len() as f64 * 1000.0 / (last_confirmed - first_created).max(1) as f64,
+        confirmations.rate_per_sec(latencies.len() as f64),
     );
-    figures.record(&section, "accepted → confirmed p50", "ms", percentile(&latencies, 0.50));
-    figures.record(&section, "accepted → confirmed p99", "ms", percentile(&latencies, 0.99));
+    figures.record(&section, "accepted → confirmed p50", "ms", percentile(latencies, 0.50));
+    figures.record(&section, "accepted → confirmed p99", "ms", percentile(latencies, 0.99));
     figures.record(&section, "POST /orders/ latency p50", "ms", percentile(&post_latencies, 0.50));
     figures.record(&section, "POST /orders/ latency p99", "ms", percentile(&post_latencies, 0.99));
 
@@ -109,7 +88,7 @@ pub(super) async fn open_loop(
     Ok(format!(
         "  [{}] open loop: {total} orders offered at {rate:.0}/s, confirmed p50 {:.0} ms, p99 {:.0} ms",
         setup.name,
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99)
+        percentile(latencies, 0.50),
+        percentile(latencies, 0.99)
     ))
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 
 use super::catalogue::{SEARCHES, seed_catalogue};
 use super::end_to_end::end_to_end;
@@ -85,16 +85,7 @@ pub(super) async fn run_once(
     let section = "peak RSS (VmHWM, reset at the start of each phase)";
     figures.record(section, "kassa-api, setup (Argon2 registrations and logins)", "MiB", peak_rss_mib(api_pid)?);
     reset_peak_rss(api_pid)?;
-    let target = Arc::new(Target {
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(options.clients)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("Failed to build the HTTP client")?,
-        base_url: app.base_url.clone(),
-        tokens,
-        hot_product_id,
-    });
+    let target = Arc::new(Target::new(options.clients, app.base_url.clone(), tokens, hot_product_id)?);
 
     // 1. Checkout accept rate, no worker.
     let load_target = Arc::clone(&target);

@@ -23,6 +23,21 @@ pub(super) struct Target {
 }
 
 impl Target {
+    /// A target at `base_url` with a client keeping `clients` idle connections.
+    pub(super) fn new(
+        clients: usize,
+        base_url: String,
+        tokens: Vec<String>,
+        hot_product_id: i64,
+    ) -> anyhow::Result<Target> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(clients)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("Failed to build the HTTP client")?;
+        Ok(Target { client, base_url, tokens, hot_product_id })
+    }
+
     /// Places an order for one unit of the hot product; returns the order id.
     pub(super) async fn place_order(&self, user: usize) -> anyhow::Result<i64> {
         let body = json!({"items": [{"product_id": self.hot_product_id, "quantity": 1}]});
@@ -202,6 +217,59 @@ pub(super) fn check_failures<T>(phase: &str, report: &LoadReport<T>) -> anyhow::
         bail!("{phase}: {} requests failed, e.g. {:?}", report.failures, report.failure_samples);
     }
     Ok(())
+}
+
+/// Waits until no order from `first_order` on is pending; `what` names them.
+pub(super) async fn wait_orders_left_pending(pool: &AnyPool, first_order: i64, what: &str) -> anyhow::Result<()> {
+    let pending_sql = format!("select count(*) from orders where id >= {first_order} and status = 'pending'");
+    wait_until(&format!("every {what} left pending"), Duration::from_secs(900), || async {
+        Ok(scalar(pool, &pending_sql).await? == 0)
+    })
+    .await
+}
+
+/// How the orders from `first_order` on were confirmed.
+pub(super) struct Confirmations {
+    /// Accepted → confirmed of each confirmed order, in ms, sorted.
+    pub(super) latencies_ms: Vec<f64>,
+    /// When the first of them was accepted (Unix ms).
+    pub(super) first_created: i64,
+    /// When the last of them was confirmed (Unix ms).
+    pub(super) last_confirmed: i64,
+}
+
+impl Confirmations {
+    /// Reads them; `what` names the orders in errors.
+    pub(super) async fn read(pool: &AnyPool, first_order: i64, what: &str) -> anyhow::Result<Confirmations> {
+        let mut latencies_ms: Vec<f64> = sqlx::query_scalar::<_, i64>(
+            "select h.at - o.created_at from orders o
+             join order_status_history h on h.order_id = o.id and h.to_status = 'confirmed'
+             where o.id >= $1",
+        )
+        .bind(first_order)
+        .fetch_all(pool)
+        .await
+        .with_context(|| format!("Failed to read the {what} confirmation latencies"))?
+        .into_iter()
+        .map(|ms| ms as f64)
+        .collect();
+        latencies_ms.sort_by(f64::total_cmp);
+        let first_created =
+            scalar(pool, &format!("select min(created_at) from orders where id >= {first_order}")).await?;
+        let last_confirmed = scalar(
+            pool,
+            &format!(
+                "select max(at) from order_status_history where order_id >= {first_order} and to_status = 'confirmed'"
+            ),
+        )
+        .await?;
+        Ok(Confirmations { latencies_ms, first_created, last_confirmed })
+    }
+
+    /// `orders` per second from the first acceptance to the last confirmation.
+    pub(super) fn rate_per_sec(&self, orders: f64) -> f64 {
+        orders * 1000.0 / (self.last_confirmed - self.first_created).max(1) as f64
+    }
 }
 
 /// Waits until no job is pending or running.

@@ -6,17 +6,17 @@
 //! stopped (issue 13 saw every one still pending).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
 use sqlx::AnyPool;
 
-use super::processes::{LOST_LEASES, Target, catch, check_failures, lost_leases, scalar, stop, wait_quiescent};
+use super::processes::{
+    Confirmations, LOST_LEASES, Target, catch, check_failures, lost_leases, scalar, stop, wait_orders_left_pending,
+    wait_quiescent,
+};
 use super::{Options, Setup};
 use crate::app::{AppOptions, TestApp};
 use crate::load::{Budget, peak_rss_mib, percentile, run_load};
 use crate::results::Figures;
-use crate::worker::wait_until;
 
 /// Phase 7 on the data of the (stopped) app `stopped`; returns a line saying how it went.
 #[expect(clippy::too_many_arguments, reason = "one phase's inputs, each used once")]
@@ -43,16 +43,7 @@ pub(super) async fn with_worker(
     .env("KASSA_SANDBOX_LATENCY_MS", "0");
     api_options.env.extend(options.worker_env.iter().cloned());
     let mut app = catch("starting kassa-api --with-worker", TestApp::spawn_with(api_options)).await?;
-    let target = Arc::new(Target {
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(options.clients)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("Failed to build the HTTP client")?,
-        base_url: app.base_url.clone(),
-        tokens,
-        hot_product_id,
-    });
+    let target = Arc::new(Target::new(options.clients, app.base_url.clone(), tokens, hot_product_id)?);
     let first_order = scalar(pool, "select coalesce(max(id), 0) + 1 from orders").await?;
 
     let load_target = Arc::clone(&target);
@@ -65,44 +56,21 @@ pub(super) async fn with_worker(
         scalar(pool, &format!("select count(*) from orders where id >= {first_order} and status = 'confirmed'"))
             .await?;
     check_failures("--with-worker orders", &placed)?;
-    let pending_sql = format!("select count(*) from orders where id >= {first_order} and status = 'pending'");
-    wait_until("every --with-worker order left pending", Duration::from_secs(900), || async {
-        Ok(scalar(pool, &pending_sql).await? == 0)
-    })
-    .await?;
+    wait_orders_left_pending(pool, first_order, "--with-worker order").await?;
     wait_quiescent(pool).await?;
 
     let orders = placed.outputs.len() as f64;
-    let first_created = scalar(pool, &format!("select min(created_at) from orders where id >= {first_order}")).await?;
-    let last_confirmed = scalar(
-        pool,
-        &format!(
-            "select max(at) from order_status_history where order_id >= {first_order} and to_status = 'confirmed'"
-        ),
-    )
-    .await?;
-    let mut latencies: Vec<f64> = sqlx::query_scalar::<_, i64>(
-        "select h.at - o.created_at from orders o
-         join order_status_history h on h.order_id = o.id and h.to_status = 'confirmed'
-         where o.id >= $1",
-    )
-    .bind(first_order)
-    .fetch_all(pool)
-    .await
-    .context("Failed to read the --with-worker confirmation latencies")?
-    .into_iter()
-    .map(|ms| ms as f64)
-    .collect();
-    latencies.sort_by(f64::total_cmp);
+    let confirmations = Confirmations::read(pool, first_order, "--with-worker").await?;
+    let latencies = &confirmations.latencies_ms;
 
     let section = "kassa-api --with-worker (no separate worker; the same client load)";
-    let confirmed_per_sec = orders * 1000.0 / (last_confirmed - first_created).max(1) as f64;
+    let confirmed_per_sec = confirmations.rate_per_sec(orders);
     figures.record(section, "accepted → confirmed, --with-worker", "orders/s", confirmed_per_sec);
     figures.record(section, "accept rate meanwhile, --with-worker", "req/s", placed.rate_per_sec());
     figures.record(section, "orders confirmed when the load stopped", "orders", confirmed_at_stop as f64);
     figures.record(section, "share confirmed when the load stopped", "%", confirmed_at_stop as f64 * 100.0 / orders);
-    figures.record(section, "accepted → confirmed p50, --with-worker", "ms", percentile(&latencies, 0.50));
-    figures.record(section, "accepted → confirmed p99, --with-worker", "ms", percentile(&latencies, 0.99));
+    figures.record(section, "accepted → confirmed p50, --with-worker", "ms", percentile(latencies, 0.50));
+    figures.record(section, "accepted → confirmed p99, --with-worker", "ms", percentile(latencies, 0.99));
     figures.record(super::RATIOS, "end to end, --with-worker / baseline", "×", confirmed_per_sec / baseline_tx_per_sec);
     figures.record(
         "peak RSS (VmHWM, reset at the start of each phase)",
