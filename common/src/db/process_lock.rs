@@ -71,27 +71,15 @@ impl ProcessLock {
     /// the async timer's millisecond).
     pub(super) async fn acquire(&self, patience: Duration) -> Result<Held, LockFailure> {
         let now = Instant::now();
-        if let Some(held) = self.try_acquire(now)? {
-            return Ok(held);
+        // A deadline of now is one look at each file.
+        match self.acquire_blocking(now) {
+            Err(LockFailure::TimedOut) => {}
+            taken_or_unsupported => return taken_or_unsupported,
         }
         let lock = self.clone();
         tokio::task::spawn_blocking(move || lock.acquire_blocking(now + patience))
             .await
             .unwrap_or(Err(LockFailure::TimedOut))
-    }
-
-    /// Takes the turnstile and the lock if both are free right now.
-    fn try_acquire(&self, now: Instant) -> Result<Option<Held>, LockFailure> {
-        if take(&self.files.turnstile, now).is_err() {
-            return Ok(None);
-        }
-        let taken = take(&self.files.lock, now);
-        let _ = self.files.turnstile.unlock();
-        match taken {
-            Ok(()) => Ok(Some(Held { lock: self.clone() })),
-            Err(LockFailure::TimedOut) => Ok(None),
-            Err(unsupported) => Err(unsupported),
-        }
     }
 
     /// Waits at the turnstile, then for the lock, until `deadline`.

@@ -8,7 +8,7 @@
 /// Claims up to `$5` due jobs of the types in `$4` for worker `$1`, with
 /// the lease expiring at `$2`; `$3` is now. The oldest order's jobs first
 /// (see migration 0006), walking that index so nothing is sorted; the
-/// planner is told which index, as the due-time one looks as good to it.
+/// index is named so the planner cannot take the due-time one and sort.
 pub(super) const CLAIM: &str = "update jobs
     set status = 'running', lease_owner = $1, lease_token = lease_token + 1,
         lease_expires_at = $2, claimed_at = $3, attempts = attempts + 1, updated_at = $3
