@@ -1,7 +1,8 @@
 //! Failing jobs: transient failures retry with persisted backoff (surviving a
-//! worker crash), permanent ones and exhausted ones go dead with their error
-//! and can be re-queued, undecodable payloads go dead without harming the
-//! worker, and every attempt is recorded.
+//! worker crash), a database outage spends no attempt, permanent ones and
+//! exhausted ones go dead with their error and can be re-queued,
+//! undecodable payloads go dead without harming the worker, and every
+//! attempt is recorded.
 
 use std::time::Duration;
 
@@ -107,6 +108,28 @@ async fn permanent_and_exhausted_failures_go_dead_with_their_error_and_can_be_re
     .await?;
     db.wait_for_state_count("dead", 2, Duration::from_secs(5)).await?;
     assert_eq!(db.scalar("select count(*) from job_operator_actions where action = 'requeue'").await?, 1);
+    Ok(())
+}
+}
+
+kassa_tests::black_box! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_does_not_use_up_a_jobs_attempts() -> anyhow::Result<()> {
+    let db = QueueDb::new().await?;
+    let mut spec = WorkerSpec::new("patient");
+    spec.env.push(("KASSA_RETRY_BASE_MS".into(), "10".into()));
+    spec.env.push(("KASSA_JOB_MAX_ATTEMPTS_BY_TYPE".into(), "probe=3".into()));
+    let _worker = WorkerProcess::start(&db, spec).await?;
+    // Five runs find the database unreachable, more than the three attempts allowed.
+    let ids = db.push_probes(&[json!({ "key": 1, "unavailable_runs": 5 })]).await?;
+    db.wait_for_state_count("succeeded", 1, Duration::from_secs(10)).await?;
+
+    let history = attempts(&db, ids[0]).await?;
+    let mut expected = vec![(1, "retry"); 5];
+    expected.push((1, "succeeded"));
+    assert_eq!(outcomes(&history), expected);
+    let error = history[0].2.as_deref().unwrap_or_default();
+    assert!(error.contains("pool timed out") && error.ends_with("(not counted)"), "{error}");
     Ok(())
 }
 }

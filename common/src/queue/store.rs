@@ -65,6 +65,10 @@ pub enum Resolution {
         run_at_ms: i64,
         /// The failure.
         error: String,
+        /// Whether the attempt counts toward the job's limit. One cut short
+        /// because the database could not be reached does not: an outage
+        /// must not use up the attempts of every job running through it.
+        counted: bool,
     },
     /// A permanent failure, attempts exhausted or an undecodable payload.
     Dead {

@@ -162,13 +162,43 @@ async fn heartbeats_keep_a_lease_and_expired_leases_are_rescued(scratch) {
 }
 
 crate::on_both_backends! {
+async fn a_retry_that_is_not_counted_gives_its_attempt_back(scratch) {
+    let store = DbJobStore::new(scratch.db.clone());
+    let id = store.push(&job(1)).await.expect("push").job_id();
+    let mut claimed = store.claim(&claim_request("a", 1, Duration::from_secs(30))).await.expect("claim");
+    for _ in 0..3 {
+        assert_eq!(claimed[0].attempt, 1, "uncounted retries leave the attempt number alone");
+        let error = "database unavailable (not counted)".to_owned();
+        let retry = Ack { resolution: Resolution::Retry { run_at_ms: 0, error, counted: false }, ..succeeded(&claimed[0], "a") };
+        assert_eq!(store.ack(&[retry]).await.expect("ack"), vec![AckResult::Applied]);
+        claimed = store.claim(&claim_request("a", 1, Duration::from_secs(30))).await.expect("claim");
+    }
+    let counted = Ack {
+        resolution: Resolution::Retry { run_at_ms: 0, error: "smtp down".into(), counted: true },
+        ..succeeded(&claimed[0], "a")
+    };
+    store.ack(&[counted]).await.expect("ack");
+    let again = store.claim(&claim_request("a", 1, Duration::from_secs(30))).await.expect("claim");
+    assert_eq!(again[0].attempt, 2, "a counted retry spends its attempt");
+    let recorded: Vec<(i64, String)> =
+        sqlx::query_as("select attempt, outcome from job_attempts where job_id = $1 order by id")
+            .bind(id.0)
+            .fetch_all(store.db().pool())
+            .await
+            .expect("attempt rows");
+    assert_eq!(recorded.len(), 4, "every run is still recorded: {recorded:?}");
+    assert!(recorded.iter().all(|(attempt, outcome)| *attempt == 1 && outcome == "retry"), "{recorded:?}");
+}
+}
+
+crate::on_both_backends! {
 async fn retries_are_scheduled_durably_and_dead_jobs_keep_their_error_until_requeued(scratch) {
     let store = DbJobStore::new(scratch.db.clone());
     let id = store.push(&job(1)).await.expect("push").job_id();
     let claimed = store.claim(&claim_request("a", 1, Duration::from_secs(30))).await.expect("claim");
     let run_at_ms = now_ms() + 400;
     let retry =
-        Ack { resolution: Resolution::Retry { run_at_ms, error: "smtp down".into() }, ..succeeded(&claimed[0], "a") };
+        Ack { resolution: Resolution::Retry { run_at_ms, error: "smtp down".into(), counted: true }, ..succeeded(&claimed[0], "a") };
     store.ack(&[retry]).await.expect("ack");
     let summary = store.get_job(id).await.expect("get").expect("exists");
     assert_eq!((summary.state, summary.run_at_ms), (JobState::Pending, run_at_ms));

@@ -30,6 +30,9 @@ pub struct JobStats {
     pub attempts: i64,
     /// Attempts that ended in a scheduled retry.
     pub retries: i64,
+    /// Of those, retries not counted against the job's attempts: the
+    /// database could not be reached (a cut).
+    pub uncounted: i64,
     /// Attempts whose lease expired (worker killed, or too slow).
     pub abandoned: i64,
 }
@@ -65,8 +68,9 @@ pub async fn gather(pool: &AnyPool) -> anyhow::Result<Stats> {
     )
     .fetch_all(pool)
     .await?;
-    let attempts: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+    let attempts: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
         "select j.job_type, count(*), sum(case when a.outcome = 'retry' then 1 else 0 end),
+                sum(case when a.outcome = 'retry' and a.error like '%(not counted)' then 1 else 0 end),
                 sum(case when a.outcome = 'abandoned' then 1 else 0 end)
          from job_attempts a join jobs j on j.id = a.job_id group by j.job_type",
     )
@@ -75,11 +79,13 @@ pub async fn gather(pool: &AnyPool) -> anyhow::Result<Stats> {
     let jobs = rows
         .into_iter()
         .map(|(job_type, succeeded, dead, other)| {
-            let (attempts, retries, abandoned) = attempts
+            let (attempts, retries, uncounted, abandoned) = attempts
                 .iter()
                 .find(|(t, ..)| *t == job_type)
-                .map_or((0, 0, 0), |(_, attempts, retries, abandoned)| (*attempts, *retries, *abandoned));
-            JobStats { job_type, succeeded, dead, other, attempts, retries, abandoned }
+                .map_or((0, 0, 0, 0), |&(_, attempts, retries, uncounted, abandoned)| {
+                    (attempts, retries, uncounted, abandoned)
+                });
+            JobStats { job_type, succeeded, dead, other, attempts, retries, uncounted, abandoned }
         })
         .collect();
     let notifications = sqlx::query_scalar("select count(*) from notifications").fetch_one(pool).await?;
@@ -290,8 +296,8 @@ impl fmt::Display for ChaosReport {
         writeln!(f, "  notifications recorded: {}", self.stats.notifications)?;
         writeln!(
             f,
-            "\n{:<18} {:>9} {:>5} {:>6} {:>9} {:>8} {:>10}",
-            "jobs by type", "succeeded", "dead", "other", "attempts", "retries", "abandoned"
+            "\n{:<18} {:>9} {:>5} {:>6} {:>9} {:>8} {:>9} {:>10}",
+            "jobs by type", "succeeded", "dead", "other", "attempts", "retries", "uncounted", "abandoned"
         )?;
         let total = self.stats.jobs.iter().fold(
             JobStats { job_type: "total".to_owned(), ..JobStats::default() },
@@ -301,6 +307,7 @@ impl fmt::Display for ChaosReport {
                 other: sum.other + job.other,
                 attempts: sum.attempts + job.attempts,
                 retries: sum.retries + job.retries,
+                uncounted: sum.uncounted + job.uncounted,
                 abandoned: sum.abandoned + job.abandoned,
                 ..sum
             },
@@ -308,8 +315,15 @@ impl fmt::Display for ChaosReport {
         for job in self.stats.jobs.iter().chain(std::iter::once(&total)) {
             writeln!(
                 f,
-                "  {:<16} {:>9} {:>5} {:>6} {:>9} {:>8} {:>10}",
-                job.job_type, job.succeeded, job.dead, job.other, job.attempts, job.retries, job.abandoned
+                "  {:<16} {:>9} {:>5} {:>6} {:>9} {:>8} {:>9} {:>10}",
+                job.job_type,
+                job.succeeded,
+                job.dead,
+                job.other,
+                job.attempts,
+                job.retries,
+                job.uncounted,
+                job.abandoned
             )?;
         }
         writeln!(f, "\ninvariants")?;

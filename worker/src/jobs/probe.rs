@@ -25,6 +25,10 @@ pub struct Probe {
     /// Attempts up to this number fail transiently.
     #[serde(default)]
     pub fail_attempts: u32,
+    /// Runs up to this number fail as if the database could not be reached
+    /// (such a failure does not count as an attempt).
+    #[serde(default)]
+    pub unavailable_runs: u32,
     /// Every attempt fails permanently.
     #[serde(default)]
     pub fail_permanently: bool,
@@ -42,6 +46,8 @@ impl Probe {
         }
         let (result, outcome) = if self.fail_permanently {
             (Err(JobError::permanent("probe told to fail permanently")), "permanent")
+        } else if self.unavailable_runs > 0 && self.runs_so_far(ctx).await? < self.unavailable_runs {
+            (Err(JobError::from(sqlx::Error::PoolTimedOut)), "unavailable")
         } else if ctx.attempt <= self.fail_attempts {
             let error = format!("probe told to fail attempt {}", ctx.attempt);
             (Err(JobError::transient(error)), "transient")
@@ -73,6 +79,17 @@ impl Probe {
             .await
             .map_err(JobError::transient)?;
         result
+    }
+}
+
+impl Probe {
+    /// Executions of this probe's job recorded before this one.
+    async fn runs_so_far(&self, ctx: &JobContext) -> Result<u32, JobError> {
+        let runs: i64 = sqlx::query_scalar("select count(*) from queue_probe_runs where job_id = $1")
+            .bind(ctx.job_id.0)
+            .fetch_one(ctx.db.pool())
+            .await?;
+        Ok(u32::try_from(runs).unwrap_or(u32::MAX))
     }
 }
 

@@ -166,13 +166,27 @@ fn resolve_failure(error: &BoxDynError, job: &JobMeta, policy: &kassa_common::qu
     if !transient {
         return Resolution::Dead { error: message };
     }
+    let delay_ms = i64::try_from(policy.backoff(job.attempt).as_millis()).unwrap_or(i64::MAX / 2);
+    let run_at_ms = now_ms().saturating_add(delay_ms);
+    if database_unavailable(error.as_ref()) {
+        // The job did not fail; the database went away under it (a
+        // failover, a restart, a cut connection). It waits for the
+        // database however long that takes, instead of going dead with
+        // every other job that ran through the outage.
+        return Resolution::Retry { run_at_ms, error: format!("{message} (not counted)"), counted: false };
+    }
     if policy.is_last_attempt(job.attempt) {
         return Resolution::Dead {
             error: format!("attempts exhausted ({}/{}): {message}", job.attempt, policy.max_attempts),
         };
     }
-    let delay_ms = i64::try_from(policy.backoff(job.attempt).as_millis()).unwrap_or(i64::MAX / 2);
-    Resolution::Retry { run_at_ms: now_ms().saturating_add(delay_ms), error: message }
+    Resolution::Retry { run_at_ms, error: message, counted: true }
+}
+
+/// Whether `error` or one of its causes is the database being unreachable.
+fn database_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |error| error.source())
+        .any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(kassa_common::db::is_unavailable))
 }
 
 /// Commits the result, then frees the job's slot.
@@ -206,4 +220,59 @@ async fn finish<S: JobStore>(shared: &Shared<S>, job: &JobMeta, started_at_ms: i
         ),
     }
     shared.held().remove(&job.lease.job_id);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kassa_common::queue::job::{JobId, Lease};
+    use kassa_common::queue::retry::RetryPolicy;
+    use kassa_common::store::StoreError;
+
+    use super::*;
+
+    fn meta(attempt: u32) -> JobMeta {
+        JobMeta {
+            lease: Lease { job_id: JobId(1), token: 1 },
+            job_type: "charge".to_owned(),
+            attempt,
+            created_at_ms: 0,
+            run_at_ms: 0,
+            last_error: None,
+        }
+    }
+
+    fn resolve(error: JobError, attempt: u32) -> Resolution {
+        let policy =
+            RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(10), max_delay: Duration::from_secs(1) };
+        resolve_failure(&(Box::new(error) as BoxDynError), &meta(attempt), &policy)
+    }
+
+    #[test]
+    fn an_unreachable_database_does_not_use_up_the_last_attempt() {
+        let cut = StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()));
+        let resolution = resolve(crate::jobs::store_error(cut), 3);
+        assert!(
+            matches!(&resolution, Resolution::Retry { counted: false, error, .. } if error.ends_with("(not counted)")),
+            "{resolution:?}"
+        );
+        let pool = resolve(JobError::from(sqlx::Error::PoolTimedOut), 3);
+        assert!(matches!(pool, Resolution::Retry { counted: false, .. }), "{pool:?}");
+    }
+
+    #[test]
+    fn other_transient_failures_count_and_the_last_one_is_dead() {
+        let smtp = resolve(JobError::transient("smtp down"), 2);
+        assert!(matches!(smtp, Resolution::Retry { counted: true, .. }), "{smtp:?}");
+        let last = resolve(JobError::transient("smtp down"), 3);
+        assert!(
+            matches!(&last, Resolution::Dead { error } if error.starts_with("attempts exhausted (3/3)")),
+            "{last:?}"
+        );
+        let bug = resolve(JobError::from(sqlx::Error::RowNotFound), 3);
+        assert!(matches!(bug, Resolution::Dead { .. }), "a database error that is not an outage still counts: {bug:?}");
+        let declined = resolve(JobError::permanent("card declined"), 1);
+        assert!(matches!(declined, Resolution::Dead { .. }), "{declined:?}");
+    }
 }

@@ -94,12 +94,14 @@ pub(super) async fn ack(tx: &mut DbConn, acks: &[Ack]) -> Result<Vec<AckResult>,
 /// and one insert of those jobs' attempt rows.
 async fn ack_chunk(tx: &mut DbConn, acks: &[Ack]) -> Result<Vec<AckResult>, sqlx::Error> {
     let now = now_ms();
-    let mut update = Statement::new("with acked (id, token, status, run_at, error, finished_at) as (values ");
+    let mut update = Statement::new("with acked (id, token, status, run_at, error, finished_at, refund) as (values ");
     for (index, ack) in acks.iter().enumerate() {
-        let (status, run_at, error, finished_at) = match &ack.resolution {
-            Resolution::Succeeded => ("succeeded", None, None, Some(now)),
-            Resolution::Retry { run_at_ms, error } => ("pending", Some(*run_at_ms), Some(error.clone()), None),
-            Resolution::Dead { error } => ("dead", None, Some(error.clone()), Some(now)),
+        let (status, run_at, error, finished_at, refund) = match &ack.resolution {
+            Resolution::Succeeded => ("succeeded", None, None, Some(now), 0),
+            Resolution::Retry { run_at_ms, error, counted } => {
+                ("pending", Some(*run_at_ms), Some(error.clone()), None, i64::from(!counted))
+            }
+            Resolution::Dead { error } => ("dead", None, Some(error.clone()), Some(now), 0),
         };
         if index > 0 {
             update.push(", ");
@@ -111,6 +113,7 @@ async fn ack_chunk(tx: &mut DbConn, acks: &[Ack]) -> Result<Vec<AckResult>, sqlx
             update.bind(Bind::OptInt(run_at)),
             update.bind(Bind::OptText(error)),
             update.bind(Bind::OptInt(finished_at)),
+            update.bind(Bind::Int(refund)),
         ];
         update.push(&format!("({})", values.join(", ")));
     }
@@ -118,6 +121,7 @@ async fn ack_chunk(tx: &mut DbConn, acks: &[Ack]) -> Result<Vec<AckResult>, sqlx
     update.push(&format!(
         ") update jobs
          set status = acked.status, run_at = coalesce(acked.run_at, jobs.run_at),
+             attempts = case when jobs.attempts > acked.refund then jobs.attempts - acked.refund else 0 end,
              last_error = coalesce(acked.error, jobs.last_error), finished_at = acked.finished_at,
              lease_owner = null, lease_expires_at = null, updated_at = {now_param}
          from acked
