@@ -2,8 +2,9 @@
 # The operator console's browser test: installs Debian's Chromium and
 # chromedriver when they are missing (as .ci/run installs promtool), then
 # drives the console in headless Chromium over WebDriver. Screenshots of
-# every page land in target/console-screenshots/ (CI artifacts); the
-# overview and the order timeline are copied to docs/.
+# every page land in target/console-screenshots/ (CI artifacts). To refresh
+# the README's two screenshots in docs/, run it with
+# KASSA_UPDATE_DOCS_SCREENSHOTS=1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -119,87 +119,117 @@ pub struct Options {
     pub json: bool,
 }
 
-/// Reads the command line (without the program name).
+/// The command line of `load-bench`; `--help` lists it. `--quick` changes
+/// the defaults of the flags not given.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "load-bench",
+    about = "The whole system under HTTP load: the real kassa-api and kassa-worker binaries on a fresh \
+             SQLite file (and with --database on a fresh PostgreSQL database), every figure beside a \
+             bare-sqlx baseline of the same run."
+)]
+pub struct Cli {
+    /// One small run, for a smoke test (flags given still win).
+    #[arg(long)]
+    quick: bool,
+    /// Runs per figure; the median and the range are reported [default: 3, --quick 1].
+    #[arg(long)]
+    runs: Option<usize>,
+    /// SQLite `synchronous` settings to measure, in order.
+    #[arg(long, value_delimiter = ',', default_value = "normal,full", value_parser = ["normal", "full"])]
+    sync: Vec<String>,
+    /// A PostgreSQL server to measure beside SQLite (a fresh database per run).
+    #[arg(long, alias = "postgres-url", value_name = "postgres://user@host:port/db")]
+    database: Option<String>,
+    /// Concurrent closed-loop HTTP clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Customer accounts the clients order as [default: 64, --quick 8].
+    #[arg(long)]
+    users: Option<usize>,
+    /// Length of the checkout-accept phase, in seconds [default: 3, --quick 2].
+    #[arg(long)]
+    accept_secs: Option<f64>,
+    /// Orders per end-to-end phase [default: 2000, --quick 500].
+    #[arg(long)]
+    e2e_orders: Option<u64>,
+    /// Worker process counts of the end-to-end phases.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    workers: Vec<usize>,
+    /// Catalogue size of the search phase.
+    #[arg(long, default_value_t = 10_000)]
+    products: usize,
+    /// Search requests of the search phase [default: 3000, --quick 500].
+    #[arg(long)]
+    search_requests: Option<u64>,
+    /// Length of the order-reads phase, in seconds [default: 3, --quick 1].
+    #[arg(long)]
+    read_secs: Option<f64>,
+    /// Length of the baseline measurement, in seconds [default: 2, --quick 1].
+    #[arg(long)]
+    baseline_secs: Option<f64>,
+    /// Orders per second offered in the open-loop phase.
+    #[arg(long, default_value_t = 500.0)]
+    open_loop_rate: f64,
+    /// Length of the open-loop phase, in seconds [default: 4, --quick 2].
+    #[arg(long)]
+    open_loop_secs: Option<f64>,
+    /// Extra environment of the API, for experiments (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    api_env: Vec<(String, String)>,
+    /// Extra environment of every worker, for experiments (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    worker_env: Vec<(String, String)>,
+    /// Print one JSON document with every run's value instead of the tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A `KEY=VALUE` argument.
+fn key_value(value: &str) -> Result<(String, String), String> {
+    let (key, setting) = value.split_once('=').ok_or_else(|| format!("{value:?} is not KEY=VALUE"))?;
+    Ok((key.to_owned(), setting.to_owned()))
+}
+
+impl Cli {
+    /// The settings these flags give.
+    pub fn into_options(self) -> anyhow::Result<Options> {
+        let quick = self.quick;
+        let pick = |given: Option<f64>, normal: f64, small: f64| given.unwrap_or(if quick { small } else { normal });
+        let options = Options {
+            runs: self.runs.unwrap_or(if quick { 1 } else { 3 }),
+            sync: self.sync.iter().map(|mode| if mode == "full" { "full" } else { "normal" }).collect(),
+            clients: self.clients,
+            users: self.users.unwrap_or(if quick { 8 } else { 64 }),
+            accept_secs: pick(self.accept_secs, 3.0, 2.0),
+            e2e_orders: self.e2e_orders.unwrap_or(if quick { 500 } else { 2_000 }),
+            workers: self.workers,
+            products: self.products,
+            search_requests: self.search_requests.unwrap_or(if quick { 500 } else { 3_000 }),
+            read_secs: pick(self.read_secs, 3.0, 1.0),
+            api_env: self.api_env,
+            worker_env: self.worker_env,
+            baseline_secs: pick(self.baseline_secs, 2.0, 1.0),
+            open_loop_rate: self.open_loop_rate,
+            open_loop_secs: pick(self.open_loop_secs, 4.0, 2.0),
+            postgres_url: self.database.as_deref().map(crate::queue_bench::postgres_url).transpose()?,
+            json: self.json,
+        };
+        if options.runs == 0 || options.clients == 0 || options.users == 0 {
+            bail!("--runs, --clients and --users must be at least 1");
+        }
+        if options.open_loop_rate <= 0.0 || options.open_loop_secs <= 0.0 {
+            bail!("--open-loop-rate and --open-loop-secs must be positive");
+        }
+        Ok(options)
+    }
+}
+
+/// Reads the command line (without the program name); `--help` is an
+/// error carrying the help text.
 pub fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<Options> {
-    let mut options = Options {
-        runs: 3,
-        sync: vec!["normal", "full"],
-        clients: 64,
-        users: 64,
-        accept_secs: 3.0,
-        e2e_orders: 2_000,
-        workers: vec![1, 2, 4],
-        products: 10_000,
-        search_requests: 3_000,
-        read_secs: 3.0,
-        api_env: Vec::new(),
-        worker_env: Vec::new(),
-        baseline_secs: 2.0,
-        open_loop_rate: 500.0,
-        open_loop_secs: 4.0,
-        postgres_url: None,
-        json: false,
-    };
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        if flag == "--json" {
-            options.json = true;
-            continue;
-        }
-        if flag == "--quick" {
-            options.runs = 1;
-            options.users = 8;
-            options.accept_secs = 2.0;
-            options.e2e_orders = 500;
-            options.search_requests = 500;
-            options.read_secs = 1.0;
-            options.baseline_secs = 1.0;
-            options.open_loop_secs = 2.0;
-            continue;
-        }
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
-        let list = |value: &str| value.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>();
-        match flag.as_str() {
-            "--runs" => options.runs = value.parse()?,
-            "--clients" => options.clients = value.parse()?,
-            "--users" => options.users = value.parse()?,
-            "--accept-secs" => options.accept_secs = value.parse()?,
-            "--e2e-orders" => options.e2e_orders = value.parse()?,
-            "--workers" => options.workers = list(&value)?,
-            "--products" => options.products = value.parse()?,
-            "--search-requests" => options.search_requests = value.parse()?,
-            "--read-secs" => options.read_secs = value.parse()?,
-            "--baseline-secs" => options.baseline_secs = value.parse()?,
-            "--open-loop-rate" => options.open_loop_rate = value.parse()?,
-            "--open-loop-secs" => options.open_loop_secs = value.parse()?,
-            "--database" | "--postgres-url" => {
-                options.postgres_url = Some(crate::queue_bench::postgres_url(&value)?);
-            }
-            "--api-env" | "--worker-env" => {
-                let (key, setting) = value.split_once('=').with_context(|| format!("{flag} takes KEY=VALUE"))?;
-                let env = if flag == "--api-env" { &mut options.api_env } else { &mut options.worker_env };
-                env.push((key.to_owned(), setting.to_owned()));
-            }
-            "--sync" => {
-                options.sync = value
-                    .split(',')
-                    .map(|mode| match mode {
-                        "normal" => Ok("normal"),
-                        "full" => Ok("full"),
-                        other => bail!("unknown --sync mode {other:?}"),
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            other => bail!("unknown flag {other}"),
-        }
-    }
-    if options.runs == 0 || options.clients == 0 || options.users == 0 {
-        bail!("--runs, --clients and --users must be at least 1");
-    }
-    if options.open_loop_rate <= 0.0 || options.open_loop_secs <= 0.0 {
-        bail!("--open-loop-rate and --open-loop-secs must be positive");
-    }
-    Ok(options)
+    let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("load-bench".to_owned()).chain(args))?;
+    cli.into_options()
 }
 
 /// One column of the report: SQLite at one `synchronous` setting, or PostgreSQL.

@@ -91,53 +91,76 @@ impl Options {
     }
 }
 
-/// Reads the command line (without the program name).
+/// The command line of `queue-bench`; `--help` lists it.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "queue-bench",
+    about = "Throughput and latency of Kassa's job queue: enqueue, drain with 1..N worker processes, \
+             drain over a full table, enqueue-to-start latency (SQLite, and PostgreSQL with --database)."
+)]
+pub struct Cli {
+    /// Runs per figure; the median and the range are reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// SQLite `synchronous` settings to measure, in order.
+    #[arg(long, value_delimiter = ',', default_value = "normal,full", value_parser = ["normal", "full"])]
+    sync: Vec<String>,
+    /// A PostgreSQL server to measure beside SQLite (a fresh database per measurement).
+    #[arg(long, alias = "postgres-url", value_name = "postgres://user@host:port/db")]
+    database: Option<String>,
+    /// No-op jobs per drain.
+    #[arg(long, default_value_t = 20_000)]
+    drain_jobs: usize,
+    /// Worker process counts of the drains.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    processes: Vec<usize>,
+    /// Concurrency of each worker process.
+    #[arg(long, default_value_t = 64)]
+    concurrency: u32,
+    /// Finished jobs preloaded for the drain over a full table (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    finished_rows: u64,
+    /// Probe jobs per latency measurement.
+    #[arg(long, default_value_t = 200)]
+    latency_jobs: i64,
+    /// Most jobs pushed per enqueue measurement (each lasts at most 2 s).
+    #[arg(long, default_value_t = 3_000)]
+    enqueue_jobs: usize,
+    /// Print one JSON document with every run's value instead of the tables.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Cli {
+    /// The settings these flags give.
+    pub fn into_options(self) -> anyhow::Result<Options> {
+        if self.runs == 0 {
+            bail!("--runs must be at least 1");
+        }
+        Ok(Options {
+            runs: self.runs,
+            sync: self
+                .sync
+                .iter()
+                .map(|mode| if mode == "full" { Durability::Full } else { Durability::Normal })
+                .collect(),
+            drain_jobs: self.drain_jobs,
+            processes: self.processes,
+            concurrency: self.concurrency,
+            finished_rows: self.finished_rows,
+            latency_jobs: self.latency_jobs,
+            enqueue_jobs: self.enqueue_jobs,
+            postgres_url: self.database.as_deref().map(postgres_url).transpose()?,
+            json: self.json,
+        })
+    }
+}
+
+/// Reads the command line (without the program name); `--help` is an
+/// error carrying the help text.
 pub fn parse_options(args: impl IntoIterator<Item = String>) -> anyhow::Result<Options> {
-    let mut options = Options {
-        runs: 3,
-        sync: vec![Durability::Normal, Durability::Full],
-        drain_jobs: 20_000,
-        processes: vec![1, 2, 4],
-        concurrency: 64,
-        finished_rows: 1_000_000,
-        latency_jobs: 200,
-        enqueue_jobs: 3_000,
-        postgres_url: None,
-        json: false,
-    };
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        if flag == "--json" {
-            options.json = true;
-            continue;
-        }
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--runs" => options.runs = value.parse()?,
-            "--drain-jobs" => options.drain_jobs = value.parse()?,
-            "--concurrency" => options.concurrency = value.parse()?,
-            "--finished-rows" => options.finished_rows = value.parse()?,
-            "--latency-jobs" => options.latency_jobs = value.parse()?,
-            "--enqueue-jobs" => options.enqueue_jobs = value.parse()?,
-            "--database" | "--postgres-url" => options.postgres_url = Some(postgres_url(&value)?),
-            "--processes" => options.processes = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
-            "--sync" => {
-                options.sync = value
-                    .split(',')
-                    .map(|mode| match mode {
-                        "normal" => Ok(Durability::Normal),
-                        "full" => Ok(Durability::Full),
-                        other => bail!("unknown --sync mode {other:?}"),
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            other => bail!("unknown flag {other}"),
-        }
-    }
-    if options.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    Ok(options)
+    let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("queue-bench".to_owned()).chain(args))?;
+    cli.into_options()
 }
 
 /// Checks that `url` names a PostgreSQL server (SQLite is always measured).

@@ -106,3 +106,38 @@ fn the_benchmarks_take_a_postgres_server_and_an_open_loop_rate() {
     let setups: Vec<&str> = options.setups().iter().map(|setup| setup.name).collect();
     assert_eq!(setups, ["normal", "full", "postgres"]);
 }
+
+#[test]
+fn the_benchmark_commands_list_their_flags_on_help() {
+    let help = load_bench::parse_options(args(&["--help"])).expect_err("--help prints the help").to_string();
+    for flag in [
+        "--quick",
+        "--runs",
+        "--sync",
+        "--database",
+        "--clients",
+        "--e2e-orders",
+        "--workers",
+        "--open-loop-rate",
+        "--api-env",
+        "--worker-env",
+        "--json",
+    ] {
+        assert!(help.contains(flag), "load-bench --help lists {flag}:\n{help}");
+    }
+    let help = queue_bench::parse_options(args(&["--help"])).expect_err("--help prints the help").to_string();
+    for flag in ["--runs", "--sync", "--database", "--drain-jobs", "--processes", "--finished-rows", "--json"] {
+        assert!(help.contains(flag), "queue-bench --help lists {flag}:\n{help}");
+    }
+    assert!(load_bench::parse_options(args(&["--bogus"])).is_err(), "an unknown flag is refused");
+    assert!(queue_bench::parse_options(args(&["--sync", "sometimes"])).is_err(), "an unknown mode is refused");
+
+    let quick = load_bench::parse_options(args(&["--runs", "2", "--quick", "--worker-env", "A=b=c"])).expect("parses");
+    assert_eq!((quick.runs, quick.e2e_orders, quick.users), (2, 500, 8), "--quick sets what is not given");
+    assert_eq!(quick.worker_env, [("A".to_owned(), "b=c".to_owned())]);
+    let full = load_bench::parse_options(args(&[])).expect("parses");
+    assert_eq!(
+        (full.runs, full.e2e_orders, full.workers.as_slice(), full.sync.as_slice()),
+        (3, 2_000, &[1, 2, 4][..], &["normal", "full"][..])
+    );
+}

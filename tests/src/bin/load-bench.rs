@@ -16,6 +16,8 @@
 //!
 //! `--postgres-url` is another name for `--database`; SQLite is always measured.
 //!
+//! `--help` lists every flag with its default.
+//!
 //! Progress goes to standard error (a bar on a terminal, a line every few
 //! seconds otherwise); the tables come at the end on standard output, or
 //! with `--json` one JSON document with every run's value instead.
@@ -24,12 +26,13 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use kassa_tests::load_bench::{self, parse_options};
+use clap::Parser;
+use kassa_tests::load_bench::{self, Cli};
 use kassa_tests::progress::{Progress, ProgressMode, ProgressSpec};
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let options = parse_options(std::env::args().skip(1))?;
+    let options = Cli::parse().into_options()?;
     let progress = Progress::start(
         ProgressMode::Auto,
         ProgressSpec {

@@ -10,6 +10,8 @@
 //! With `--database` (or `--postgres-url`) every measurement also runs on a
 //! fresh database created on that PostgreSQL server and dropped afterwards.
 //!
+//! `--help` lists every flag with its default.
+//!
 //! Progress goes to standard error (a bar on a terminal, a line every few
 //! seconds otherwise); the tables come at the end on standard output, or
 //! with `--json` one JSON document with every run's value instead.
@@ -17,12 +19,13 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Parser;
 use kassa_tests::progress::{Progress, ProgressMode, ProgressSpec};
-use kassa_tests::queue_bench::{self, parse_options};
+use kassa_tests::queue_bench::{self, Cli};
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let options = parse_options(std::env::args().skip(1))?;
+    let options = Cli::parse().into_options()?;
     let progress = Progress::start(
         ProgressMode::Auto,
         ProgressSpec {
