@@ -136,8 +136,8 @@ pub struct Cli {
     #[arg(long)]
     runs: Option<usize>,
     /// SQLite `synchronous` settings to measure, in order.
-    #[arg(long, value_delimiter = ',', default_value = "normal,full", value_parser = ["normal", "full"])]
-    sync: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "normal,full", value_enum)]
+    sync: Vec<kassa_common::db::Durability>,
     /// A PostgreSQL server to measure beside SQLite (a fresh database per run).
     #[arg(long, alias = "postgres-url", value_name = "postgres://user@host:port/db")]
     database: Option<String>,
@@ -198,7 +198,7 @@ impl Cli {
         let pick = |given: Option<f64>, normal: f64, small: f64| given.unwrap_or(if quick { small } else { normal });
         let options = Options {
             runs: self.runs.unwrap_or(if quick { 1 } else { 3 }),
-            sync: self.sync.iter().map(|mode| if mode == "full" { "full" } else { "normal" }).collect(),
+            sync: self.sync.into_iter().map(crate::queue_bench::sync_name).collect(),
             clients: self.clients,
             users: self.users.unwrap_or(if quick { 8 } else { 64 }),
             accept_secs: pick(self.accept_secs, 3.0, 2.0),

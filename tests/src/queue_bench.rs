@@ -103,8 +103,8 @@ pub struct Cli {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// SQLite `synchronous` settings to measure, in order.
-    #[arg(long, value_delimiter = ',', default_value = "normal,full", value_parser = ["normal", "full"])]
-    sync: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "normal,full", value_enum)]
+    sync: Vec<Durability>,
     /// A PostgreSQL server to measure beside SQLite (a fresh database per measurement).
     #[arg(long, alias = "postgres-url", value_name = "postgres://user@host:port/db")]
     database: Option<String>,
@@ -139,11 +139,7 @@ impl Cli {
         }
         Ok(Options {
             runs: self.runs,
-            sync: self
-                .sync
-                .iter()
-                .map(|mode| if mode == "full" { Durability::Full } else { Durability::Normal })
-                .collect(),
+            sync: self.sync,
             drain_jobs: self.drain_jobs,
             processes: self.processes,
             concurrency: self.concurrency,

@@ -26,6 +26,14 @@ fn outcomes(attempts: &[Attempt]) -> Vec<(i64, &str)> {
     attempts.iter().map(|a| (a.0, a.1.as_str())).collect()
 }
 
+/// A worker that gives probes three attempts, 10 ms of backoff apart.
+fn three_quick_attempts(name: &str) -> WorkerSpec {
+    let mut spec = WorkerSpec::new(name);
+    spec.env.push(("KASSA_RETRY_BASE_MS".into(), "10".into()));
+    spec.env.push(("KASSA_JOB_MAX_ATTEMPTS_BY_TYPE".into(), "probe=3".into()));
+    spec
+}
+
 kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried_with_growing_backoff_and_every_attempt_is_recorded() -> anyhow::Result<()> {
@@ -82,10 +90,7 @@ kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_and_exhausted_failures_go_dead_with_their_error_and_can_be_requeued() -> anyhow::Result<()> {
     let db = QueueDb::new().await?;
-    let mut spec = WorkerSpec::new("mortal");
-    spec.env.push(("KASSA_RETRY_BASE_MS".into(), "10".into()));
-    spec.env.push(("KASSA_JOB_MAX_ATTEMPTS_BY_TYPE".into(), "probe=3".into()));
-    let _worker = WorkerProcess::start(&db, spec).await?;
+    let _worker = WorkerProcess::start(&db, three_quick_attempts("mortal")).await?;
     let ids = db
         .push_probes(&[json!({ "key": 1, "fail_permanently": true }), json!({ "key": 2, "fail_attempts": 100 })])
         .await?;
@@ -116,10 +121,7 @@ kassa_tests::black_box! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_does_not_use_up_a_jobs_attempts() -> anyhow::Result<()> {
     let db = QueueDb::new().await?;
-    let mut spec = WorkerSpec::new("patient");
-    spec.env.push(("KASSA_RETRY_BASE_MS".into(), "10".into()));
-    spec.env.push(("KASSA_JOB_MAX_ATTEMPTS_BY_TYPE".into(), "probe=3".into()));
-    let _worker = WorkerProcess::start(&db, spec).await?;
+    let _worker = WorkerProcess::start(&db, three_quick_attempts("patient")).await?;
     // Five runs find the database unreachable, more than the three attempts allowed.
     let ids = db.push_probes(&[json!({ "key": 1, "unavailable_runs": 5 })]).await?;
     db.wait_for_state_count("succeeded", 1, Duration::from_secs(10)).await?;

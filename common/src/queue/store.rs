@@ -54,6 +54,10 @@ pub struct ClaimRequest {
     pub lease: Duration,
 }
 
+/// How the error of an attempt row ends when the attempt was not counted
+/// (see [`Resolution::Retry`]).
+pub const NOT_COUNTED: &str = "(not counted)";
+
 /// How an attempt ended, as the worker decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resolution {

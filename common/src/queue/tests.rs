@@ -180,14 +180,10 @@ async fn a_retry_that_is_not_counted_gives_its_attempt_back(scratch) {
     store.ack(&[counted]).await.expect("ack");
     let again = store.claim(&claim_request("a", 1, Duration::from_secs(30))).await.expect("claim");
     assert_eq!(again[0].attempt, 2, "a counted retry spends its attempt");
-    let recorded: Vec<(i64, String)> =
-        sqlx::query_as("select attempt, outcome from job_attempts where job_id = $1 order by id")
-            .bind(id.0)
-            .fetch_all(store.db().pool())
-            .await
-            .expect("attempt rows");
+    let recorded: Vec<_> =
+        store.attempts(id).await.expect("attempts").iter().map(|a| (a.attempt, a.outcome)).collect();
     assert_eq!(recorded.len(), 4, "every run is still recorded: {recorded:?}");
-    assert!(recorded.iter().all(|(attempt, outcome)| *attempt == 1 && outcome == "retry"), "{recorded:?}");
+    assert!(recorded.iter().all(|&outcome| outcome == (1, AttemptOutcome::Retry)), "{recorded:?}");
 }
 }
 

@@ -70,10 +70,11 @@ pub async fn gather(pool: &AnyPool) -> anyhow::Result<Stats> {
     .await?;
     let attempts: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
         "select j.job_type, count(*), sum(case when a.outcome = 'retry' then 1 else 0 end),
-                sum(case when a.outcome = 'retry' and a.error like '%(not counted)' then 1 else 0 end),
+                sum(case when a.outcome = 'retry' and a.error like '%' || $1 then 1 else 0 end),
                 sum(case when a.outcome = 'abandoned' then 1 else 0 end)
          from job_attempts a join jobs j on j.id = a.job_id group by j.job_type",
     )
+    .bind(kassa_common::queue::store::NOT_COUNTED)
     .fetch_all(pool)
     .await?;
     let jobs = rows

@@ -80,9 +80,7 @@ impl Probe {
             .map_err(JobError::transient)?;
         result
     }
-}
 
-impl Probe {
     /// Executions of this probe's job recorded before this one.
     async fn runs_so_far(&self, ctx: &JobContext) -> Result<u32, JobError> {
         let runs: i64 = sqlx::query_scalar("select count(*) from queue_probe_runs where job_id = $1")

@@ -17,7 +17,7 @@ use kassa_common::db::now_ms;
 use kassa_common::queue::job::ClaimedJob;
 use kassa_common::queue::metrics;
 use kassa_common::queue::outcome::{JobError, error_chain};
-use kassa_common::queue::store::{Ack, AckResult, JobStore, Resolution};
+use kassa_common::queue::store::{Ack, AckResult, JobStore, NOT_COUNTED, Resolution};
 
 /// Produces [`AckService`]s; handed to apalis as the backend's middleware.
 pub struct AckLayer<S> {
@@ -173,7 +173,7 @@ fn resolve_failure(error: &BoxDynError, job: &JobMeta, policy: &kassa_common::qu
         // failover, a restart, a cut connection). It waits for the
         // database however long that takes, instead of going dead with
         // every other job that ran through the outage.
-        return Resolution::Retry { run_at_ms, error: format!("{message} (not counted)"), counted: false };
+        return Resolution::Retry { run_at_ms, error: format!("{message} {NOT_COUNTED}"), counted: false };
     }
     if policy.is_last_attempt(job.attempt) {
         return Resolution::Dead {
@@ -254,7 +254,7 @@ mod tests {
         let cut = StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()));
         let resolution = resolve(crate::jobs::store_error(cut), 3);
         assert!(
-            matches!(&resolution, Resolution::Retry { counted: false, error, .. } if error.ends_with("(not counted)")),
+            matches!(&resolution, Resolution::Retry { counted: false, error, .. } if error.ends_with(NOT_COUNTED)),
             "{resolution:?}"
         );
         let pool = resolve(JobError::from(sqlx::Error::PoolTimedOut), 3);
