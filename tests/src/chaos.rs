@@ -39,7 +39,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sqlx::AnyPool;
+use kassa_common::db::Pool;
 use tokio::sync::watch;
 
 use crate::progress::{Progress, ProgressMode, ProgressSpec};
@@ -181,7 +181,7 @@ async fn start_smtp_sink() -> anyhow::Result<crate::smtp::SmtpSink> {
 
 /// Updates `progress` (orders placed, orders by status, jobs, kills, cuts) until `stop`.
 async fn progress_loop(
-    pool: AnyPool,
+    pool: Pool,
     tally: Arc<Tally>,
     chaos: Arc<ChaosTally>,
     cuts: Arc<CutLog>,
@@ -222,7 +222,7 @@ async fn progress_loop(
     }
 }
 
-async fn pending_orders(pool: &AnyPool) -> i64 {
+async fn pending_orders(pool: &Pool) -> i64 {
     sqlx::query_scalar("select count(*) from orders where status = 'pending'").fetch_one(pool).await.unwrap_or(1)
 }
 

@@ -1,7 +1,7 @@
 //! The business invariants every test and the chaos harness check against
 //! the database after the work is done.
 
-use sqlx::AnyPool;
+use kassa_common::db::Pool;
 
 /// A broken invariant, in words.
 pub type Violation = String;
@@ -12,7 +12,7 @@ pub type Violation = String;
 /// - successful charges in the gateway ledger = orders confirmed or later +
 ///   refunded payments, at most one charge per order;
 /// - no order is left `pending` and no job `running`.
-pub async fn check(pool: &AnyPool) -> Vec<Violation> {
+pub async fn check(pool: &Pool) -> Vec<Violation> {
     let mut violations = Vec::new();
     let stock: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
         "select p.id,
@@ -85,7 +85,7 @@ pub async fn check(pool: &AnyPool) -> Vec<Violation> {
 
 /// Whether every order reached a stable state and the queue has no job
 /// waiting or running (dead jobs are reported by [`check`]'s callers).
-pub async fn quiescent(pool: &AnyPool) -> bool {
+pub async fn quiescent(pool: &Pool) -> bool {
     let busy: i64 = sqlx::query_scalar(
         "select (select count(*) from orders where status = 'pending')
               + (select count(*) from jobs where status in ('pending', 'running'))",

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use kassa_common::db::Pool;
 use kassa_common::db::{Db, Durability};
 use kassa_common::queue::{DbJobStore, NewJob};
-use sqlx::AnyPool;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
@@ -54,7 +54,7 @@ pub struct QueueDb {
     /// The open database.
     pub db: Db,
     /// Its pool, for pushing jobs and checking results.
-    pub pool: AnyPool,
+    pub pool: Pool,
     /// The job store on it.
     pub store: DbJobStore,
     database: TestDatabase,

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use kassa_common::db::Pool;
 use kassa_common::queue::metrics;
 use kassa_common::store::admin::samples as admin_samples;
 use kassa_common::store::admin::{dashboard, stock_audit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sqlx::AnyPool;
 use tokio::net::TcpListener;
 
 /// Log output format.
@@ -109,7 +109,7 @@ pub fn describe_job_metrics() {
 /// retry per job type, and the stock-audit violation count. Each is a few
 /// indexed reads; the audit reads every live reservation, which stays cheap
 /// for shops of ordinary size (see the README's "Operating Kassa").
-pub async fn sample_database(pool: AnyPool, job_types: Vec<String>, every: Duration) {
+pub async fn sample_database(pool: Pool, job_types: Vec<String>, every: Duration) {
     let job_types: Vec<&str> = job_types.iter().map(String::as_str).collect();
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -121,7 +121,7 @@ pub async fn sample_database(pool: AnyPool, job_types: Vec<String>, every: Durat
     }
 }
 
-async fn sample_once(pool: &AnyPool, job_types: &[&str]) -> Result<(), sqlx::Error> {
+async fn sample_once(pool: &Pool, job_types: &[&str]) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let overview = dashboard::queue_overview(&mut conn, job_types, kassa_common::db::now_ms()).await?;
     let violations = stock_audit::violation_count(&mut conn).await?;

@@ -97,7 +97,7 @@ fn describe_metrics() {
 /// scrape renders them. The API does not cancel orders itself (workers do),
 /// so the database is the one place that knows them all. A failure is
 /// logged and the previous values are served.
-pub async fn sample_business_gauges(pool: &sqlx::AnyPool) {
+pub async fn sample_business_gauges(pool: &kassa_common::db::Pool) {
     if let Err(error) = kassa_common::store::admin::samples::sample_business_gauges(pool).await {
         tracing::warn!(%error, "failed to sample order and stock gauges for /metrics");
     }

@@ -81,9 +81,11 @@ async fn apply_schema(db: &Db, progress: &mut MigrationProgress<'_>) -> Result<(
     let applied = applied_versions(db).await?;
     let pending: Vec<_> =
         migrator.iter().filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version)).collect();
+    let connect = |source| DbError::Connect { target: db.target().to_owned(), source };
+    let mut conn = db.sqlx_connection().await.map_err(connect)?;
     if pending.is_empty() {
         // Still validates the checksums of what was applied.
-        return migrator.run(db.pool()).await.map_err(DbError::Migrate);
+        return migrator.run(&mut conn).await.map_err(DbError::Migrate);
     }
     for (index, migration) in pending.iter().enumerate() {
         if let MigrationProgress::Report(report) = progress {
@@ -95,7 +97,7 @@ async fn apply_schema(db: &Db, progress: &mut MigrationProgress<'_>) -> Result<(
             });
         }
         let started = Instant::now();
-        migrator.run_to(migration.version, db.pool()).await.map_err(DbError::Migrate)?;
+        migrator.run_to(migration.version, &mut conn).await.map_err(DbError::Migrate)?;
         if let MigrationProgress::Report(report) = progress {
             report(MigrationStep::Finished { version: migration.version, elapsed: started.elapsed() });
         }

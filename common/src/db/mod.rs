@@ -6,7 +6,7 @@
 //! [`Backend::of`] at the few places that need it.
 //!
 //! Code touches the database in two ways:
-//! - reads take a connection from [`Db::pool`];
+//! - reads take a connection from [`Db::pool`] (or run a query on it);
 //! - writes are units of work handed to [`Db::write`]. On SQLite, a single
 //!   writer per process commits the units of many callers in one
 //!   transaction, each in its own savepoint (group commit): one fsync and no
@@ -14,8 +14,14 @@
 //!   that unit. On PostgreSQL each unit is its own transaction, retried on
 //!   deadlock or serialization failure.
 //!
+//! On SQLite, statements run on the calling thread (`sqlite_conn`), not
+//! on a connection thread as with sqlx's driver; on PostgreSQL, sqlx's
+//! connections carry them.
+//!
 //! # Layout
 //! - this file: settings, the [`Db`] handle, errors, small helpers.
+//! - `conn`: [`DbConn`], [`Pool`] and [`Tx`], either backend behind sqlx's query API.
+//! - `sqlite_conn`: SQLite connections that run statements inline.
 //! - `sqlite`: the file, its permissions and pragmas.
 //! - `postgres`: server URLs and how they are shown.
 //! - `writer`: group commit.
@@ -23,11 +29,13 @@
 //! - `types`: text enums as database values.
 //! - [`scratch`]: fresh databases on either backend for tests and benchmarks.
 
+mod conn;
 mod migrate;
 mod postgres;
 mod process_lock;
 pub mod scratch;
 mod sqlite;
+mod sqlite_conn;
 pub mod types;
 mod writer;
 
@@ -36,16 +44,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
+pub use conn::{DbConn, Pool, Tx};
 pub use migrate::{MigrationProgress, MigrationStep, POSTGRES_MIGRATOR, SQLITE_MIGRATOR, apply_migrations};
 pub use writer::WriterStats;
-
-/// A connection to whichever database is configured. Store functions take
-/// `&mut DbConn` (a pooled connection or an open transaction) so a caller
-/// composes several into one unit of work.
-pub type DbConn = sqlx::AnyConnection;
 
 /// How durable a commit is before it is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -96,7 +99,7 @@ pub enum Backend {
 impl Backend {
     /// The backend a connection belongs to.
     pub fn of(conn: &DbConn) -> Backend {
-        if conn.backend_name().eq_ignore_ascii_case("postgresql") { Backend::Postgres } else { Backend::Sqlite }
+        conn.backend()
     }
 
     /// `sqlite` or `postgres`, for logs and metrics.
@@ -200,52 +203,56 @@ impl DbArgs {
         std::fs::create_dir_all(&self.data_dir)
             .map_err(|source| DbError::CreateFile { path: self.data_dir.clone(), source })?;
         let location = self.location()?;
-        let (backend, options, target, readers) = match &location {
+        let pragmas = sqlite::Pragmas::new(self.sqlite_synchronous, self.db_busy_timeout_ms);
+        let inner = match &location {
             Location::Sqlite(file) => {
                 sqlite::create_file(file)?;
-                let options = sqlite::any_options(file)?;
-                // One more connection than configured: the writer keeps one for itself.
-                (Backend::Sqlite, options, file.display().to_string(), self.db_max_connections + 1)
-            }
-            Location::Postgres(server) => {
-                (Backend::Postgres, server.any_options()?, server.to_string(), self.db_max_connections)
-            }
-        };
-        let pragmas = sqlite::Pragmas::new(self.sqlite_synchronous, self.db_busy_timeout_ms);
-        let pool = pool_options(backend, readers, pragmas)
-            .connect_with(options)
-            .await
-            .map_err(|source| DbError::Connect { target: target.clone(), source })?;
-        let writer = match &location {
-            Location::Sqlite(file) => {
+                let target = file.display().to_string();
+                let connect = |source| DbError::Connect { target: target.clone(), source };
+                let pool = Pool::sqlite(file, pragmas.reader(), self.db_max_connections).map_err(connect)?;
                 let lock = process_lock::ProcessLock::open(file)
                     .map_err(|source| DbError::CreateFile { path: file.clone(), source })?;
-                Some(writer::Writer::start(pool.clone(), lock))
+                Inner {
+                    pool,
+                    backend: Backend::Sqlite,
+                    migrations: sqlite::any_options(file)?,
+                    target,
+                    pragmas,
+                    server_url: None,
+                    writer: Some(writer::Writer::start(file.clone(), pragmas.writer(), lock)),
+                }
             }
-            Location::Postgres(_) => None,
+            Location::Postgres(server) => {
+                let options = server.any_options()?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(self.db_max_connections)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(|source| DbError::Connect { target: server.to_string(), source })?;
+                Inner {
+                    pool: Pool::postgres(pool),
+                    backend: Backend::Postgres,
+                    migrations: options,
+                    target: server.to_string(),
+                    pragmas,
+                    server_url: Some(server.secret_url().to_owned()),
+                    writer: None,
+                }
+            }
         };
-        let server_url = match &location {
-            Location::Sqlite(_) => None,
-            Location::Postgres(server) => Some(server.secret_url().to_owned()),
-        };
-        Ok(Db { inner: Arc::new(Inner { pool, backend, target, server_url, writer }) })
-    }
-}
-
-fn pool_options(backend: Backend, max_connections: u32, pragmas: sqlite::Pragmas) -> AnyPoolOptions {
-    let options = AnyPoolOptions::new()
-        .max_connections(max_connections)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(10));
-    match backend {
-        Backend::Sqlite => options.after_connect(move |conn, _meta| Box::pin(pragmas.apply(conn))),
-        Backend::Postgres => options,
+        Ok(Db { inner: Arc::new(inner) })
     }
 }
 
 struct Inner {
-    pool: AnyPool,
+    pool: Pool,
     backend: Backend,
+    /// Where migrations connect: sqlx's own driver, for its migrator.
+    migrations: AnyConnectOptions,
+    /// The pragmas of SQLite connections (the migrations' connection too).
+    pragmas: sqlite::Pragmas,
     target: String,
     /// The PostgreSQL URL with its password, for listener connections.
     server_url: Option<String>,
@@ -292,7 +299,7 @@ impl WriteError for sqlx::Error {
 
 impl Db {
     /// The connection pool, for reads.
-    pub fn pool(&self) -> &AnyPool {
+    pub fn pool(&self) -> &Pool {
         &self.inner.pool
     }
 
@@ -336,14 +343,14 @@ impl Db {
     /// Starts a write transaction on a pooled connection, outside the group
     /// commit: `BEGIN IMMEDIATE` on SQLite (busy retried with backoff). For
     /// tools and tests; application code uses [`Db::write`].
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         let statement = match self.inner.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
         };
         let mut delay = Duration::from_millis(1);
         loop {
-            match self.inner.pool.begin_with(statement).await {
+            match Tx::begin(self.inner.pool.acquire().await?, statement).await {
                 Err(e) if is_busy(&e) => {
                     metrics::counter!(BUSY_RETRIES).increment(1);
                     tokio::time::sleep(delay).await;
@@ -352,6 +359,17 @@ impl Db {
                 other => return other,
             }
         }
+    }
+
+    /// A connection of sqlx's own driver (for its migrator), set up as
+    /// Kassa's connections are.
+    pub(crate) async fn sqlx_connection(&self) -> Result<sqlx::AnyConnection, sqlx::Error> {
+        use sqlx::ConnectOptions;
+        let mut conn = self.inner.migrations.connect().await?;
+        if self.inner.backend == Backend::Sqlite {
+            self.inner.pragmas.apply(&mut conn).await?;
+        }
+        Ok(conn)
     }
 
     /// The group-commit writer's counters (SQLite only).

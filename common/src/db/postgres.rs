@@ -8,10 +8,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rand::Rng;
-use sqlx::AnyPool;
 use sqlx::any::AnyConnectOptions;
 
-use super::{DbError, WRITE_RETRIES, WriteError, WriteUnit};
+use super::{DbError, Pool, WRITE_RETRIES, WriteError, WriteUnit};
 
 /// A PostgreSQL URL that remembers its password without ever showing it.
 #[derive(Clone)]
@@ -88,7 +87,7 @@ fn is_retryable(error: &sqlx::Error) -> bool {
 /// Runs `unit` in its own transaction and commits it; a deadlock or
 /// serialization failure rolls it back and runs it again after a short,
 /// jittered pause.
-pub(super) async fn write<T, E, F>(pool: &AnyPool, mut unit: F) -> Result<T, E>
+pub(super) async fn write<T, E, F>(pool: &Pool, mut unit: F) -> Result<T, E>
 where
     T: Send + 'static,
     E: WriteError,

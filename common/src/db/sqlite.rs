@@ -5,12 +5,14 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::ConnectOptions;
 use sqlx::any::AnyConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 
-use super::{DbConn, DbError, Durability};
+use super::sqlite_conn::Settings;
+use super::{DbError, Durability};
 
 /// The file a `sqlite:` URL names.
 pub(super) fn file_of(url: &str) -> Result<PathBuf, DbError> {
@@ -46,9 +48,16 @@ pub(super) fn any_options(file: &Path) -> Result<AnyConnectOptions, DbError> {
         .map_err(|e| DbError::InvalidUrl { url: file.display().to_string(), reason: e.to_string() })
 }
 
-/// The page cache of the writer's connection (4 MiB), set when it takes
-/// the connection from the pool.
-pub(super) const WRITER_CACHE: &str = "PRAGMA cache_size = -4096";
+/// Page cache of each reading connection, in KiB: a miss is a read from
+/// the OS's page cache, which every connection shares.
+const READER_CACHE_KIB: u32 = 1024;
+/// Page cache of the writer, whose index pages are hot, in KiB.
+const WRITER_CACHE_KIB: u32 = 4096;
+/// The longest the writer's statements wait inside SQLite for a lock held
+/// by another connection: the wait blocks its thread, so the writer waits
+/// briefly and then retries asynchronously (and processes of Kassa take
+/// turns through the process lock before they ask).
+const WRITER_BUSY_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// The pragmas each connection runs right after it opens.
 #[derive(Clone, Copy, Debug)]
@@ -62,23 +71,40 @@ impl Pragmas {
         Pragmas { synchronous, busy_timeout_ms }
     }
 
-    fn sql(self) -> String {
-        let synchronous = match self.synchronous {
+    fn synchronous(self) -> &'static str {
+        match self.synchronous {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
-        };
-        // 1 MiB of page cache per reading connection: a miss is a read from
-        // the OS's page cache, which every connection shares; the writer,
-        // whose index pages are hot, takes more (WRITER_CACHE).
-        format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = {}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -1024;",
-            self.busy_timeout_ms
-        )
+        }
     }
 
-    pub(super) async fn apply(self, conn: &mut DbConn) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(self.sql())).execute(conn).await?;
+    /// How reading connections open.
+    pub(super) fn reader(self) -> Settings {
+        Settings {
+            synchronous: self.synchronous(),
+            busy_timeout: Duration::from_millis(self.busy_timeout_ms),
+            cache_kib: READER_CACHE_KIB,
+        }
+    }
+
+    /// How the writer's connection opens.
+    pub(super) fn writer(self) -> Settings {
+        Settings {
+            synchronous: self.synchronous(),
+            busy_timeout: WRITER_BUSY_TIMEOUT.min(Duration::from_millis(self.busy_timeout_ms)),
+            cache_kib: WRITER_CACHE_KIB,
+        }
+    }
+
+    /// Sets up a connection of sqlx's own driver (the migrations') the same way.
+    pub(super) async fn apply(self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = {}; PRAGMA temp_store = MEMORY;",
+            self.synchronous(),
+            self.busy_timeout_ms
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await?;
         Ok(())
     }
 }

@@ -19,13 +19,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::process_lock::{LockFailure, ProcessLock};
+use super::sqlite_conn::{Settings, SqliteConn};
 use super::{BUSY_RETRIES, DbConn, GROUP_COMMIT_UNITS, WriteError, WriteUnit, is_busy};
 
 /// Most units in one transaction: bounds how long one commit holds the
@@ -72,12 +73,14 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on `pool` (it keeps one connection for
-    /// itself), taking turns with other processes through `lock`.
-    pub(super) fn start(pool: AnyPool, lock: ProcessLock) -> Writer {
+    /// Starts the writer task on the SQLite `file` (it opens a connection
+    /// of its own with `settings`), taking turns with other processes
+    /// through `lock`.
+    pub(super) fn start(file: PathBuf, settings: Settings, lock: ProcessLock) -> Writer {
         let (messages, inbox) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        tokio::spawn(run(pool, inbox, counters.clone(), Some(lock)));
+        let connection = Connection { file, settings };
+        tokio::spawn(run(connection, inbox, counters.clone(), Some(lock)));
         Writer { messages, counters }
     }
 
@@ -167,14 +170,26 @@ where
     }
 }
 
+/// How the writer opens its connection (again, after one broke).
+struct Connection {
+    file: PathBuf,
+    settings: Settings,
+}
+
+impl Connection {
+    fn open(&self) -> Result<DbConn, sqlx::Error> {
+        SqliteConn::open(&self.file, &self.settings).map(DbConn::sqlite)
+    }
+}
+
 async fn run(
-    pool: AnyPool,
+    connection: Connection,
     mut inbox: mpsc::UnboundedReceiver<Message>,
     counters: Arc<Counters>,
     // `None` once file locks turned out not to work here.
     mut lock: Option<ProcessLock>,
 ) {
-    let mut conn: Option<PoolConnection<Any>> = None;
+    let mut conn: Option<DbConn> = None;
     let mut group: Vec<Box<dyn ErasedUnit>> = Vec::new();
     let mut stopped = None;
     while let Some(first) = inbox.recv().await {
@@ -192,15 +207,13 @@ async fn run(
             }
         }
         if !group.is_empty() {
-            commit_group(&pool, &mut conn, &mut lock, std::mem::take(&mut group), &counters).await;
+            commit_group(&connection, &mut conn, &mut lock, std::mem::take(&mut group), &counters).await;
         }
         if stopped.is_some() {
             break;
         }
     }
-    if let Some(conn) = conn {
-        let _ = conn.close().await;
-    }
+    drop(conn);
     inbox.close();
     if let Some(reply) = stopped {
         let _ = reply.send(());
@@ -215,17 +228,9 @@ enum Attempt {
     Again { units: Vec<Box<dyn ErasedUnit>>, error: sqlx::Error, connection_broken: bool },
 }
 
-/// Takes the writer's connection from the pool and gives it the writer's
-/// page cache.
-async fn acquire(pool: &AnyPool) -> Result<PoolConnection<Any>, sqlx::Error> {
-    let mut connection = pool.acquire().await?;
-    sqlx::raw_sql(super::sqlite::WRITER_CACHE).execute(&mut *connection).await?;
-    Ok(connection)
-}
-
 async fn commit_group(
-    pool: &AnyPool,
-    conn: &mut Option<PoolConnection<Any>>,
+    opener: &Connection,
+    conn: &mut Option<DbConn>,
     lock: &mut Option<ProcessLock>,
     mut units: Vec<Box<dyn ErasedUnit>>,
     counters: &Counters,
@@ -235,7 +240,7 @@ async fn commit_group(
         tries += 1;
         let connection = match conn {
             Some(connection) => connection,
-            None => match acquire(pool).await {
+            None => match opener.open() {
                 Ok(connection) => conn.insert(connection),
                 Err(error) => return fail_all(units, &error, counters),
             },
@@ -287,8 +292,8 @@ async fn attempt(conn: &mut DbConn, units: Vec<Box<dyn ErasedUnit>>, counters: &
     let started = Instant::now();
     let mut delay = Duration::from_millis(1);
     loop {
-        match conn.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => return run_units(tx, units, counters).await,
+        match sqlite(conn).and_then(|sqlite| sqlite.batch("BEGIN IMMEDIATE")) {
+            Ok(()) => return run_units(conn, units, counters).await,
             Err(error) if is_busy(&error) && started.elapsed() < LOCK_PATIENCE => {
                 metrics::counter!(BUSY_RETRIES).increment(1);
                 tokio::time::sleep(delay).await;
@@ -302,11 +307,24 @@ async fn attempt(conn: &mut DbConn, units: Vec<Box<dyn ErasedUnit>>, counters: &
     }
 }
 
-async fn run_units(
-    mut tx: sqlx::Transaction<'_, Any>,
-    units: Vec<Box<dyn ErasedUnit>>,
-    counters: &Counters,
-) -> Attempt {
+/// The writer's connection as the SQLite connection it always is.
+fn sqlite(conn: &mut DbConn) -> Result<&mut SqliteConn, sqlx::Error> {
+    conn.as_sqlite().ok_or_else(|| sqlx::Error::Protocol("the group-commit writer runs on SQLite only".into()))
+}
+
+/// Runs `units` on the open transaction and commits it; on any way out
+/// other than a commit, the transaction is rolled back.
+async fn run_units(conn: &mut DbConn, units: Vec<Box<dyn ErasedUnit>>, counters: &Counters) -> Attempt {
+    let attempt = run_units_in_transaction(conn, units, counters).await;
+    if let (Attempt::Again { .. }, Ok(sqlite)) = (&attempt, sqlite(conn))
+        && sqlite.in_transaction()
+    {
+        let _ = sqlite.batch("ROLLBACK");
+    }
+    attempt
+}
+
+async fn run_units_in_transaction(conn: &mut DbConn, units: Vec<Box<dyn ErasedUnit>>, counters: &Counters) -> Attempt {
     let mut succeeded: Vec<Box<dyn ErasedUnit>> = Vec::with_capacity(units.len());
     let mut queued = units.into_iter().enumerate();
     while let Some((index, mut unit)) = queued.next() {
@@ -314,20 +332,17 @@ async fn run_units(
         // nested inside the next unit's savepoint until the commit, which
         // saves a statement per unit; one that failed is rolled back to
         // its own savepoint, leaving the units before it untouched.
-        let savepoint = format!("kassa_unit_{index}");
-        if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SAVEPOINT {savepoint}"))).execute(&mut *tx).await
-        {
+        if let Err(error) = sqlite(conn).and_then(|sqlite| sqlite.batch(&format!("SAVEPOINT kassa_unit_{index}"))) {
             succeeded.push(unit);
             succeeded.extend(queued.map(|(_, unit)| unit));
             return Attempt::Again { units: succeeded, error, connection_broken: true };
         }
-        if unit.run(&mut tx).await {
+        if unit.run(conn).await {
             succeeded.push(unit);
             continue;
         }
-        let rollback = format!("ROLLBACK TO {savepoint}");
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(rollback)).execute(&mut *tx).await {
-            Ok(_) => {
+        match sqlite(conn).and_then(|sqlite| sqlite.batch(&format!("ROLLBACK TO kassa_unit_{index}"))) {
+            Ok(()) => {
                 counters.units_failed.fetch_add(1, Ordering::Relaxed);
                 unit.answer();
             }
@@ -343,7 +358,11 @@ async fn run_units(
             }
         }
     }
-    match tx.commit().await {
+    let committed = match sqlite(conn) {
+        Ok(sqlite) => sqlite.commit_off_thread().await,
+        Err(error) => Err(error),
+    };
+    match committed {
         Ok(()) => Attempt::Committed(succeeded),
         Err(error) => {
             let connection_broken = !is_busy(&error);

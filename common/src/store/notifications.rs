@@ -105,11 +105,11 @@ mod tests {
     async fn a_later_email_waits_for_an_earlier_unsent_one_of_the_same_order(scratch) {
         let mut conn = scratch.db.pool().acquire().await.expect("conn");
         sqlx::query("insert into users (username, email, password_hash, role, created_at) values ('ana','ana@example.com','x','customer',0)")
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .expect("user");
         sqlx::query("insert into products (name, price_cents, currency, stock, initial_stock, category, created_at, updated_at) values ('Lamp', 100, 'USD', 5, 5, 'home', 0, 0)")
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .expect("product");
         // Creating the order pushes the "received" e-mail.
@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(state(&mut conn).await, EmailState::WaitForEarlier);
         sqlx::query("update jobs set status = 'succeeded' where job_type = 'notify' and id < $1")
             .bind(confirmed_id)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .expect("finish");
         assert_eq!(state(&mut conn).await, EmailState::Ready);

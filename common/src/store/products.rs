@@ -363,7 +363,7 @@ mod tests {
         let user = sqlx::query_scalar::<_, i64>(
             "insert into users (username, email, password_hash, role, created_at) values ('a','a@b.c','x','admin',0) returning id",
         )
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await
         .expect("user");
         update_product(&mut conn, lamp.id, &patch, user).await.expect("update");

@@ -31,8 +31,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use kassa_common::db::Pool;
 use reqwest::Method;
-use sqlx::AnyPool;
 
 use kassa_common::db::Backend;
 
@@ -89,7 +89,7 @@ impl Check {
 /// What the checks look at.
 pub struct Inputs<'a> {
     /// The database, opened directly.
-    pub pool: &'a AnyPool,
+    pub pool: &'a Pool,
     /// The API.
     pub api: &'a Api,
     /// An admin token.
@@ -164,7 +164,7 @@ async fn settled(inputs: &Inputs<'_>) -> anyhow::Result<Check> {
     }
 }
 
-async fn final_statuses(pool: &AnyPool) -> anyhow::Result<HashMap<i64, String>> {
+async fn final_statuses(pool: &Pool) -> anyhow::Result<HashMap<i64, String>> {
     let rows: Vec<(i64, String)> = sqlx::query_as("select id, status from orders").fetch_all(pool).await?;
     Ok(rows.into_iter().collect())
 }
@@ -248,7 +248,7 @@ async fn declined_cards_never_confirmed(inputs: &Inputs<'_>) -> anyhow::Result<C
     Ok(Check::judge("declined cards never confirm an order", confirmed.is_empty(), detail).with_orders(confirmed))
 }
 
-async fn scalar(pool: &AnyPool, sql: &'static str) -> anyhow::Result<i64> {
+async fn scalar(pool: &Pool, sql: &'static str) -> anyhow::Result<i64> {
     sqlx::query_scalar(sql).fetch_one(pool).await.with_context(|| format!("Failed to run {sql}"))
 }
 

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use kassa_common::db::Pool;
 use kassa_common::db::scratch::{create_postgres_database, drop_postgres_database};
 use kassa_common::db::{Backend, DbArgs, Durability};
-use sqlx::{AnyPool, Connection};
+use sqlx::Connection;
 use tokio::sync::watch;
 
 use super::hosts::Host;
@@ -120,7 +121,7 @@ impl RunDatabase {
 
     /// Opens a pool for the harness's own reads (progress and checks), as
     /// this machine reaches the database; migrates it.
-    pub async fn open_pool(&self, data_dir: &Path) -> anyhow::Result<AnyPool> {
+    pub async fn open_pool(&self, data_dir: &Path) -> anyhow::Result<Pool> {
         let database_url = match &self.server {
             Some(server) => server.url.to_string(),
             None => self.sqlite_url(),

@@ -6,10 +6,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kassa_common::db::Pool;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::AnyPool;
 
 use super::ChaosConfig;
 use super::api::{Api, Call};
@@ -51,7 +51,7 @@ pub struct Stats {
 }
 
 /// Reads the run's numbers from the database.
-pub async fn gather(pool: &AnyPool) -> anyhow::Result<Stats> {
+pub async fn gather(pool: &Pool) -> anyhow::Result<Stats> {
     let orders_by_status =
         sqlx::query_as("select status, count(*) from orders group by status order by status").fetch_all(pool).await?;
     let cancel_reasons = sqlx::query_as(

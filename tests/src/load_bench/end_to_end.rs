@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use sqlx::AnyPool;
+use kassa_common::db::Pool;
 
 use super::processes::{
     Confirmations, Target, check_failures, cpu_ms, record_lost_leases, scalar, start_worker, stop_workers,
@@ -22,7 +22,7 @@ pub(super) async fn end_to_end(
     options: &Options,
     setup: &Setup,
     app: &Arc<TestApp>,
-    pool: &AnyPool,
+    pool: &Pool,
     target: &Arc<Target>,
     worker_count: usize,
     baseline_tx_per_sec: f64,
@@ -130,7 +130,7 @@ pub(super) async fn end_to_end(
 /// Attempts per order, median queue wait and run time, and share of the run
 /// time of each job type, for the jobs from `first_job` on.
 async fn job_breakdown(
-    pool: &AnyPool,
+    pool: &Pool,
     first_job: i64,
     orders: f64,
     workers_label: &str,

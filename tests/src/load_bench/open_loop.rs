@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use sqlx::AnyPool;
+use kassa_common::db::Pool;
 
 use super::processes::{
     Confirmations, Target, record_lost_leases, scalar, start_worker, stop_workers, wait_orders_left_pending,
@@ -25,7 +25,7 @@ pub(super) async fn open_loop(
     options: &Options,
     setup: &Setup,
     app: &Arc<TestApp>,
-    pool: &AnyPool,
+    pool: &Pool,
     target: &Arc<Target>,
     figures: &mut Figures,
 ) -> anyhow::Result<String> {

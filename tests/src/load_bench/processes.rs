@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use kassa_common::db::Pool;
 use serde_json::json;
-use sqlx::AnyPool;
 
 use crate::app::TestApp;
 use crate::load::LoadReport;
@@ -203,7 +203,7 @@ pub(super) fn stop(processes: &mut [ChildProcess]) {
 }
 
 /// The first column of the first row of `sql`, as an integer (0 for NULL).
-pub(super) async fn scalar(pool: &AnyPool, sql: &str) -> anyhow::Result<i64> {
+pub(super) async fn scalar(pool: &Pool, sql: &str) -> anyhow::Result<i64> {
     let value: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .fetch_one(pool)
         .await
@@ -220,7 +220,7 @@ pub(super) fn check_failures<T>(phase: &str, report: &LoadReport<T>) -> anyhow::
 }
 
 /// Waits until no order from `first_order` on is pending; `what` names them.
-pub(super) async fn wait_orders_left_pending(pool: &AnyPool, first_order: i64, what: &str) -> anyhow::Result<()> {
+pub(super) async fn wait_orders_left_pending(pool: &Pool, first_order: i64, what: &str) -> anyhow::Result<()> {
     let pending_sql = format!("select count(*) from orders where id >= {first_order} and status = 'pending'");
     wait_until(&format!("every {what} left pending"), Duration::from_secs(900), || async {
         Ok(scalar(pool, &pending_sql).await? == 0)
@@ -240,7 +240,7 @@ pub(super) struct Confirmations {
 
 impl Confirmations {
     /// Reads them; `what` names the orders in errors.
-    pub(super) async fn read(pool: &AnyPool, first_order: i64, what: &str) -> anyhow::Result<Confirmations> {
+    pub(super) async fn read(pool: &Pool, first_order: i64, what: &str) -> anyhow::Result<Confirmations> {
         let mut latencies_ms: Vec<f64> = sqlx::query_scalar::<_, i64>(
             "select h.at - o.created_at from orders o
              join order_status_history h on h.order_id = o.id and h.to_status = 'confirmed'
@@ -273,7 +273,7 @@ impl Confirmations {
 }
 
 /// Waits until no job is pending or running.
-pub(super) async fn wait_quiescent(pool: &AnyPool) -> anyhow::Result<()> {
+pub(super) async fn wait_quiescent(pool: &Pool) -> anyhow::Result<()> {
     wait_until("every job finished", Duration::from_secs(900), || async {
         Ok(scalar(pool, "select count(*) from jobs where status in ('pending', 'running')").await? == 0)
     })

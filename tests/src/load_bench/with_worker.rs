@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use sqlx::AnyPool;
+use kassa_common::db::Pool;
 
 use super::processes::{
     Confirmations, LOST_LEASES, Target, catch, check_failures, lost_leases, scalar, stop, wait_orders_left_pending,
@@ -25,7 +25,7 @@ pub(super) async fn with_worker(
     setup: &Setup,
     api_options: AppOptions,
     stopped: &TestApp,
-    pool: &AnyPool,
+    pool: &Pool,
     tokens: Vec<String>,
     hot_product_id: i64,
     baseline_tx_per_sec: f64,

@@ -1,7 +1,7 @@
 //! What operators see and do: listing jobs and attempts, re-queueing and
 //! discarding dead jobs (audited), queue statistics, and retention pruning.
 
-use sqlx::AnyPool;
+use crate::db::Pool;
 
 use crate::db::{Db, DbConn, now_ms};
 use crate::queue::job::{JobId, JobState};
@@ -131,7 +131,7 @@ impl From<JobRow> for JobSummary {
 const JOB_COLUMNS: &str = "id, job_type, payload, status, dedup_key, attempts, run_at, \
     lease_owner, lease_expires_at, last_error, created_at, updated_at, finished_at";
 
-pub(super) async fn list_jobs(pool: &AnyPool, filter: &JobFilter) -> Result<Vec<JobSummary>, sqlx::Error> {
+pub(super) async fn list_jobs(pool: &Pool, filter: &JobFilter) -> Result<Vec<JobSummary>, sqlx::Error> {
     // The state is spelled out as a literal (it comes from the enum, never
     // from input) so that SQLite can use the partial index for that state.
     let state_clause = match filter.state {
@@ -152,7 +152,7 @@ pub(super) async fn list_jobs(pool: &AnyPool, filter: &JobFilter) -> Result<Vec<
     Ok(rows.into_iter().map(JobSummary::from).collect())
 }
 
-pub(super) async fn get_job(pool: &AnyPool, job_id: JobId) -> Result<Option<JobSummary>, sqlx::Error> {
+pub(super) async fn get_job(pool: &Pool, job_id: JobId) -> Result<Option<JobSummary>, sqlx::Error> {
     let sql = format!("select {JOB_COLUMNS} from jobs where id = $1");
     let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(job_id.0).fetch_optional(pool).await?;
     Ok(row.map(JobSummary::from))
@@ -170,7 +170,7 @@ struct AttemptDbRow {
     error: Option<String>,
 }
 
-pub(super) async fn attempts(pool: &AnyPool, job_id: JobId) -> Result<Vec<AttemptRecord>, sqlx::Error> {
+pub(super) async fn attempts(pool: &Pool, job_id: JobId) -> Result<Vec<AttemptRecord>, sqlx::Error> {
     let rows: Vec<AttemptDbRow> = sqlx::query_as(
         "select job_id, attempt, worker_id, started_at, finished_at, duration_ms, outcome, error
          from job_attempts where job_id = $1 order by id",
@@ -193,7 +193,7 @@ pub(super) async fn attempts(pool: &AnyPool, job_id: JobId) -> Result<Vec<Attemp
         .collect())
 }
 
-pub(super) async fn stats(pool: &AnyPool) -> Result<QueueStats, sqlx::Error> {
+pub(super) async fn stats(pool: &Pool) -> Result<QueueStats, sqlx::Error> {
     // One query per state, each with the state as a literal so it reads
     // only that state's partial index, however many finished rows exist.
     let mut depth = Vec::new();

@@ -4,7 +4,7 @@
 //! The writes run inside a unit of work (the caller's transaction); the
 //! claim's locking is the backend's (see `queue::sqlite`, `queue::postgres`).
 
-use sqlx::AnyPool;
+use crate::db::Pool;
 
 use crate::db::{Backend, DbConn, now_ms};
 use crate::queue::job::{ClaimedJob, JobId, Lease};
@@ -68,7 +68,7 @@ pub(super) async fn claim(conn: &mut DbConn, request: &ClaimRequest) -> Result<V
     Ok(jobs)
 }
 
-pub(super) async fn has_due_jobs(pool: &AnyPool, backend: Backend, job_types: &[String]) -> Result<bool, sqlx::Error> {
+pub(super) async fn has_due_jobs(pool: &Pool, backend: Backend, job_types: &[String]) -> Result<bool, sqlx::Error> {
     let sql = match backend {
         Backend::Sqlite => sqlite::HAS_DUE,
         Backend::Postgres => postgres::HAS_DUE,
@@ -274,7 +274,7 @@ struct ExpiredRow {
 }
 
 /// A cheap read: is any lease expired?
-pub(super) async fn any_expired(pool: &AnyPool, now_ms: i64) -> Result<bool, sqlx::Error> {
+pub(super) async fn any_expired(pool: &Pool, now_ms: i64) -> Result<bool, sqlx::Error> {
     let expired: Option<i64> =
         sqlx::query_scalar("select 1 from jobs where status = 'running' and lease_expires_at < $1 limit 1")
             .bind(now_ms)

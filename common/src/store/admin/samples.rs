@@ -41,7 +41,7 @@ pub fn describe() {
 
 /// Samples every gauge above in one read transaction. Statuses and reasons
 /// with no orders read 0 rather than keeping a stale value.
-pub async fn sample_business_gauges(pool: &sqlx::AnyPool) -> Result<(), sqlx::Error> {
+pub async fn sample_business_gauges(pool: &crate::db::Pool) -> Result<(), sqlx::Error> {
     use crate::domain::order::{CancelReason, OrderStatus};
     let mut tx = pool.begin().await?;
     let by_status = orders_by_status(&mut tx).await?;

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use sqlx::AnyPool;
+use kassa_common::db::Pool;
 
 use super::{Check, Inputs, LISTED, STABLE, Verdict, final_statuses, listed};
 use crate::chaos::api::ServerError;
@@ -22,7 +22,7 @@ const AROUND_A_CUT: Duration = Duration::from_secs(1);
 /// extension's heap check on every table and B-tree check (with heap
 /// cross-check) on every index of the schema. Skipped when the extension
 /// cannot be installed (not a superuser, contrib missing).
-pub(super) async fn postgres_integrity(pool: &AnyPool) -> Check {
+pub(super) async fn postgres_integrity(pool: &Pool) -> Check {
     let name = "amcheck: verify_heapam and bt_index_check clean";
     if let Err(error) = sqlx::query("create extension if not exists amcheck").execute(pool).await {
         let detail = format!("the amcheck extension is not available: {error}");
