@@ -25,10 +25,12 @@
 //! - `sqlite`: the file, its permissions and pragmas.
 //! - `postgres`: server URLs and how they are shown.
 //! - `writer`: group commit.
+//! - `checkpoint`: WAL checkpoints off the writer's path.
 //! - `migrate`: the per-backend migrations and applying them with progress.
 //! - `types`: text enums as database values.
 //! - [`scratch`]: fresh databases on either backend for tests and benchmarks.
 
+mod checkpoint;
 mod conn;
 mod migrate;
 mod postgres;
@@ -212,6 +214,8 @@ impl DbArgs {
                 let pool = Pool::sqlite(file, pragmas.reader(), self.db_max_connections).map_err(connect)?;
                 let lock = process_lock::ProcessLock::open(file)
                     .map_err(|source| DbError::CreateFile { path: file.clone(), source })?;
+                let checkpointer = checkpoint::Checkpointer::start(file.clone(), pragmas.checkpointer())
+                    .map_err(|source| DbError::CreateFile { path: file.clone(), source })?;
                 Inner {
                     pool,
                     backend: Backend::Sqlite,
@@ -219,7 +223,7 @@ impl DbArgs {
                     target,
                     pragmas,
                     server_url: None,
-                    writer: Some(writer::Writer::start(file.clone(), pragmas.writer(), lock)),
+                    writer: Some(writer::Writer::start(file.clone(), pragmas.writer(), lock, checkpointer)),
                 }
             }
             Location::Postgres(server) => {

@@ -53,6 +53,8 @@ pub(super) fn any_options(file: &Path) -> Result<AnyConnectOptions, DbError> {
 const READER_CACHE_KIB: u32 = 1024;
 /// Page cache of the writer, whose index pages are hot, in KiB.
 const WRITER_CACHE_KIB: u32 = 4096;
+/// Page cache of the checkpointer, which copies pages without reading them, in KiB.
+const CHECKPOINTER_CACHE_KIB: u32 = 256;
 /// The longest the writer's statements wait inside SQLite for a lock held
 /// by another connection: the wait blocks its thread, so the writer waits
 /// briefly and then retries asynchronously (and processes of Kassa take
@@ -81,19 +83,26 @@ impl Pragmas {
     /// How reading connections open.
     pub(super) fn reader(self) -> Settings {
         Settings {
-            synchronous: self.synchronous(),
+            synchronous: self.synchronous,
             busy_timeout: Duration::from_millis(self.busy_timeout_ms),
             cache_kib: READER_CACHE_KIB,
+            checkpoints: true,
         }
     }
 
     /// How the writer's connection opens.
     pub(super) fn writer(self) -> Settings {
         Settings {
-            synchronous: self.synchronous(),
+            synchronous: self.synchronous,
             busy_timeout: WRITER_BUSY_TIMEOUT.min(Duration::from_millis(self.busy_timeout_ms)),
             cache_kib: WRITER_CACHE_KIB,
+            checkpoints: false,
         }
+    }
+
+    /// How the checkpointer's connection opens.
+    pub(super) fn checkpointer(self) -> Settings {
+        Settings { cache_kib: CHECKPOINTER_CACHE_KIB, ..self.reader() }
     }
 
     /// Sets up a connection of sqlx's own driver (the migrations') the same way.

@@ -25,9 +25,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::Checkpointer;
 use super::process_lock::{LockFailure, ProcessLock};
 use super::sqlite_conn::{Settings, SqliteConn};
-use super::{BUSY_RETRIES, DbConn, GROUP_COMMIT_UNITS, WriteError, WriteUnit, is_busy};
+use super::{BUSY_RETRIES, DbConn, Durability, GROUP_COMMIT_UNITS, WriteError, WriteUnit, is_busy};
 
 /// Most units in one transaction: bounds how long one commit holds the
 /// write lock (and so the latency of the units queued behind it).
@@ -76,11 +77,11 @@ impl Writer {
     /// Starts the writer task on the SQLite `file` (it opens a connection
     /// of its own with `settings`), taking turns with other processes
     /// through `lock`.
-    pub(super) fn start(file: PathBuf, settings: Settings, lock: ProcessLock) -> Writer {
+    pub(super) fn start(file: PathBuf, settings: Settings, lock: ProcessLock, checkpointer: Checkpointer) -> Writer {
         let (messages, inbox) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let connection = Connection { file, settings };
-        tokio::spawn(run(connection, inbox, counters.clone(), Some(lock)));
+        tokio::spawn(run(connection, inbox, counters.clone(), Some(lock), checkpointer));
         Writer { messages, counters }
     }
 
@@ -188,6 +189,7 @@ async fn run(
     counters: Arc<Counters>,
     // `None` once file locks turned out not to work here.
     mut lock: Option<ProcessLock>,
+    checkpointer: Checkpointer,
 ) {
     let mut conn: Option<DbConn> = None;
     let mut group: Vec<Box<dyn ErasedUnit>> = Vec::new();
@@ -206,8 +208,10 @@ async fn run(
                 next = inbox.try_recv().ok();
             }
         }
-        if !group.is_empty() {
-            commit_group(&connection, &mut conn, &mut lock, std::mem::take(&mut group), &counters).await;
+        if !group.is_empty()
+            && commit_group(&connection, &mut conn, &mut lock, std::mem::take(&mut group), &counters).await
+        {
+            checkpointer.committed();
         }
         if stopped.is_some() {
             break;
@@ -215,6 +219,7 @@ async fn run(
     }
     drop(conn);
     inbox.close();
+    let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
     if let Some(reply) = stopped {
         let _ = reply.send(());
     }
@@ -234,7 +239,7 @@ async fn commit_group(
     lock: &mut Option<ProcessLock>,
     mut units: Vec<Box<dyn ErasedUnit>>,
     counters: &Counters,
-) {
+) -> bool {
     let mut tries = 0;
     loop {
         tries += 1;
@@ -242,14 +247,20 @@ async fn commit_group(
             Some(connection) => connection,
             None => match opener.open() {
                 Ok(connection) => conn.insert(connection),
-                Err(error) => return fail_all(units, &error, counters),
+                Err(error) => {
+                    fail_all(units, &error, counters);
+                    return false;
+                }
             },
         };
         let turn = match lock {
             None => None,
             Some(files) => match files.acquire(LOCK_PATIENCE).await {
                 Ok(held) => Some(held),
-                Err(LockFailure::TimedOut) => return fail_all(units, &sqlx::Error::PoolTimedOut, counters),
+                Err(LockFailure::TimedOut) => {
+                    fail_all(units, &sqlx::Error::PoolTimedOut, counters);
+                    return false;
+                }
                 Err(LockFailure::Unsupported(error)) => {
                     tracing::warn!(%error, "cannot take turns at the write lock by file lock; relying on SQLite's");
                     *lock = None;
@@ -257,7 +268,7 @@ async fn commit_group(
                 }
             },
         };
-        let attempted = attempt(connection, units, counters).await;
+        let attempted = attempt(connection, units, opener.settings.synchronous, counters).await;
         // Let the next process in before answering this group's callers.
         drop(turn);
         match attempted {
@@ -268,14 +279,15 @@ async fn commit_group(
                 for unit in done {
                     unit.answer();
                 }
-                return;
+                return true;
             }
             Attempt::Again { units: left, error, connection_broken } => {
                 if connection_broken {
                     *conn = None;
                 }
                 if tries >= MAX_TRIES || left.is_empty() {
-                    return fail_all(left, &error, counters);
+                    fail_all(left, &error, counters);
+                    return false;
                 }
                 tracing::warn!(%error, units = left.len(), "group commit failed; running its units again");
                 tokio::time::sleep(Duration::from_millis(5 << tries)).await;
@@ -288,12 +300,17 @@ async fn commit_group(
 /// One transaction over `units`: `BEGIN IMMEDIATE` (asked again while
 /// another process holds the lock), then each unit after a savepoint, a
 /// failing one rolled back to it and answered at once.
-async fn attempt(conn: &mut DbConn, units: Vec<Box<dyn ErasedUnit>>, counters: &Counters) -> Attempt {
+async fn attempt(
+    conn: &mut DbConn,
+    units: Vec<Box<dyn ErasedUnit>>,
+    durability: Durability,
+    counters: &Counters,
+) -> Attempt {
     let started = Instant::now();
     let mut delay = Duration::from_millis(1);
     loop {
-        match sqlite(conn).and_then(|sqlite| sqlite.batch("BEGIN IMMEDIATE")) {
-            Ok(()) => return run_units(conn, units, counters).await,
+        match sqlite(conn).and_then(|sqlite| sqlite.control("BEGIN IMMEDIATE")) {
+            Ok(()) => return run_units(conn, units, durability, counters).await,
             Err(error) if is_busy(&error) && started.elapsed() < LOCK_PATIENCE => {
                 metrics::counter!(BUSY_RETRIES).increment(1);
                 tokio::time::sleep(delay).await;
@@ -314,8 +331,13 @@ fn sqlite(conn: &mut DbConn) -> Result<&mut SqliteConn, sqlx::Error> {
 
 /// Runs `units` on the open transaction and commits it; on any way out
 /// other than a commit, the transaction is rolled back.
-async fn run_units(conn: &mut DbConn, units: Vec<Box<dyn ErasedUnit>>, counters: &Counters) -> Attempt {
-    let attempt = run_units_in_transaction(conn, units, counters).await;
+async fn run_units(
+    conn: &mut DbConn,
+    units: Vec<Box<dyn ErasedUnit>>,
+    durability: Durability,
+    counters: &Counters,
+) -> Attempt {
+    let attempt = run_units_in_transaction(conn, units, durability, counters).await;
     if let (Attempt::Again { .. }, Ok(sqlite)) = (&attempt, sqlite(conn))
         && sqlite.in_transaction()
     {
@@ -324,24 +346,30 @@ async fn run_units(conn: &mut DbConn, units: Vec<Box<dyn ErasedUnit>>, counters:
     attempt
 }
 
-async fn run_units_in_transaction(conn: &mut DbConn, units: Vec<Box<dyn ErasedUnit>>, counters: &Counters) -> Attempt {
+async fn run_units_in_transaction(
+    conn: &mut DbConn,
+    units: Vec<Box<dyn ErasedUnit>>,
+    durability: Durability,
+    counters: &Counters,
+) -> Attempt {
     let mut succeeded: Vec<Box<dyn ErasedUnit>> = Vec::with_capacity(units.len());
-    let mut queued = units.into_iter().enumerate();
-    while let Some((index, mut unit)) = queued.next() {
+    let mut queued = units.into_iter();
+    while let Some(mut unit) = queued.next() {
         // Savepoints are never released: a unit that succeeded stays
         // nested inside the next unit's savepoint until the commit, which
         // saves a statement per unit; one that failed is rolled back to
-        // its own savepoint, leaving the units before it untouched.
-        if let Err(error) = sqlite(conn).and_then(|sqlite| sqlite.batch(&format!("SAVEPOINT kassa_unit_{index}"))) {
+        // its own savepoint (the innermost of that name), leaving the units
+        // before it untouched. One name keeps both statements prepared.
+        if let Err(error) = sqlite(conn).and_then(|sqlite| sqlite.control("SAVEPOINT kassa_unit")) {
             succeeded.push(unit);
-            succeeded.extend(queued.map(|(_, unit)| unit));
+            succeeded.extend(queued);
             return Attempt::Again { units: succeeded, error, connection_broken: true };
         }
         if unit.run(conn).await {
             succeeded.push(unit);
             continue;
         }
-        match sqlite(conn).and_then(|sqlite| sqlite.batch(&format!("ROLLBACK TO kassa_unit_{index}"))) {
+        match sqlite(conn).and_then(|sqlite| sqlite.control("ROLLBACK TO kassa_unit")) {
             Ok(()) => {
                 counters.units_failed.fetch_add(1, Ordering::Relaxed);
                 unit.answer();
@@ -353,13 +381,13 @@ async fn run_units_in_transaction(conn: &mut DbConn, units: Vec<Box<dyn ErasedUn
                 tracing::error!(%error, "a unit could not be rolled back alone; the group's transaction is lost");
                 counters.units_failed.fetch_add(1, Ordering::Relaxed);
                 unit.answer();
-                succeeded.extend(queued.map(|(_, unit)| unit));
+                succeeded.extend(queued);
                 return Attempt::Again { units: succeeded, error, connection_broken: true };
             }
         }
     }
     let committed = match sqlite(conn) {
-        Ok(sqlite) => sqlite.commit_off_thread().await,
+        Ok(sqlite) => sqlite.commit(durability).await,
         Err(error) => Err(error),
     };
     match committed {

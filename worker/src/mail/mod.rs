@@ -49,7 +49,13 @@ pub enum SendError {
 #[derive(Clone)]
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// `.eml` files, written one at a time: creating a file holds its
+    /// directory's lock in the kernel, so concurrent writers only spin
+    /// there (a tenth of the worker's CPU under load, in a profile).
+    File {
+        files: AsyncFileTransport<Tokio1Executor>,
+        one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+    },
 }
 
 /// Sends e-mails, cheap to clone.
@@ -92,7 +98,10 @@ impl Mailer {
             None => {
                 std::fs::create_dir_all(&config.outbox_dir)
                     .map_err(|e| format!("cannot create the mail outbox {}: {e}", config.outbox_dir.display()))?;
-                Transport::File(AsyncFileTransport::<Tokio1Executor>::new(&config.outbox_dir))
+                Transport::File {
+                    files: AsyncFileTransport::<Tokio1Executor>::new(&config.outbox_dir),
+                    one_at_a_time: Arc::default(),
+                }
             }
         };
         let message_domain = config.from.email.domain().to_owned();
@@ -108,7 +117,7 @@ impl Mailer {
     pub fn transport_name(&self) -> &'static str {
         match self.transport {
             Transport::Smtp(_) => "smtp",
-            Transport::File(_) => "file",
+            Transport::File { .. } => "file",
         }
     }
 
@@ -134,11 +143,14 @@ impl Mailer {
             Transport::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| {
                 if e.is_permanent() { SendError::Permanent(e.to_string()) } else { SendError::Transient(e.to_string()) }
             }),
-            Transport::File(file) => file
-                .send(message)
-                .await
-                .map(drop)
-                .map_err(|e| SendError::Transient(format!("cannot write to the outbox: {e}"))),
+            Transport::File { files, one_at_a_time } => {
+                let _turn = one_at_a_time.lock().await;
+                files
+                    .send(message)
+                    .await
+                    .map(drop)
+                    .map_err(|e| SendError::Transient(format!("cannot write to the outbox: {e}")))
+            }
         }
     }
 }
