@@ -89,9 +89,11 @@ mod tests {
             .await
             .expect("pragma");
         assert_eq!(autocheckpoint, 0, "the writer's commits never checkpoint");
-        db.write(|tx| Box::pin(async move { sqlx::raw_sql("create table blobs (b blob)").execute(tx).await.map(drop) }))
-            .await
-            .expect("table");
+        db.write(|tx| {
+            Box::pin(async move { sqlx::raw_sql("create table blobs (b blob)").execute(tx).await.map(drop) })
+        })
+        .await
+        .expect("table");
         // 4 MiB in 64 commits: far past the 1,000 pages SQLite would checkpoint at.
         for _ in 0..64 {
             db.write(|tx| {

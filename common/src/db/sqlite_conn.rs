@@ -447,12 +447,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut conn = open(&dir);
         sqlx::raw_sql("create table t (a integer, b integer)").execute(&mut conn).await.expect("table");
-        let done = sqlx::query("insert into t values ($1, $2); insert into t values ($2, $1); insert into t values ($1, $1)")
-            .bind(7_i64)
-            .bind(9_i64)
-            .execute(&mut conn)
-            .await
-            .expect("inserts");
+        let done =
+            sqlx::query("insert into t values ($1, $2); insert into t values ($2, $1); insert into t values ($1, $1)")
+                .bind(7_i64)
+                .bind(9_i64)
+                .execute(&mut conn)
+                .await
+                .expect("inserts");
         assert_eq!(done.rows_affected(), 3, "one row per statement, summed");
         let rows: Vec<(i64, i64)> =
             sqlx::query_as("select a, b from t order by rowid").fetch_all(&mut conn).await.expect("rows");

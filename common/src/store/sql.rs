@@ -92,6 +92,12 @@ impl Statement {
         self
     }
 
+    /// The statement's text.
+    #[cfg(test)]
+    pub(crate) fn sql(&self) -> &str {
+        &self.sql
+    }
+
     /// The number the next bound value will get.
     pub(crate) fn next_param(&self) -> usize {
         self.binds.len() + 1
