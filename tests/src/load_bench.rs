@@ -327,11 +327,14 @@ pub async fn run(options: &Options, progress: &Progress) -> anyhow::Result<LoadB
         None => None,
     };
     let mut by_setup = Vec::new();
+    // Every run's data stays until the end (see `phases::run_once`).
+    let scratch = tempfile::tempdir().context("Failed to create the benchmark's directory")?;
     for setup in options.setups() {
         let mut figures = Figures::default();
         for run in 1..=options.runs {
             progress.note(format_args!("{}: run {run} of {}", setup.title(), options.runs));
-            phases::run_once(options, &setup, &mut figures, progress)
+            let data_dir = scratch.path().join(format!("{}-run-{run}", setup.name));
+            phases::run_once(options, &setup, &data_dir, &mut figures, progress)
                 .await
                 .with_context(|| format!("Failed run {run} on {}", setup.title()))?;
         }
