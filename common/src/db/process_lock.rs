@@ -6,8 +6,10 @@
 //! sleep, and the process that just committed usually takes it straight
 //! back. Each process's writer therefore takes an advisory file lock
 //! (`flock`) beside the database before `BEGIN IMMEDIATE` and drops it after
-//! the commit, polled every few tens of microseconds, so the lock changes
-//! hands within a fraction of a millisecond.
+//! the commit. A waiting writer blocks in `flock` on a thread of its own,
+//! so the kernel hands it the lock the moment the holder lets go (polling
+//! every 20–200 µs left the lock free for about 0.1 ms per hand-over, and
+//! with three writing processes more than one worker was slower than one).
 //!
 //! A second file is a turnstile: a writer holds it while it waits for the
 //! lock, and one that has just committed must pass it again before taking
@@ -23,13 +25,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// First pause between looks at a taken lock.
-const FIRST_PAUSE: Duration = Duration::from_micros(20);
-/// Longest pause between looks: bounds how long the lock sits free after
-/// its holder lets go.
-const LONGEST_PAUSE: Duration = Duration::from_micros(200);
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// The lock and turnstile files of one database; cheap to clone.
 #[derive(Clone)]
@@ -67,28 +64,50 @@ impl ProcessLock {
 
     /// Waits for this process's turn at the write lock, at most `patience`.
     /// A free lock is taken at once; a taken one is waited for on a
-    /// blocking thread, looking every few tens of microseconds (finer than
-    /// the async timer's millisecond).
+    /// blocking thread, which the kernel wakes when the lock is let go. A
+    /// wait that outlives `patience` is abandoned: its thread lets go of
+    /// the lock as soon as it gets it.
     pub(super) async fn acquire(&self, patience: Duration) -> Result<Held, LockFailure> {
-        let now = Instant::now();
-        // A deadline of now is one look at each file.
-        match self.acquire_blocking(now) {
+        match self.try_acquire() {
             Err(LockFailure::TimedOut) => {}
             taken_or_unsupported => return taken_or_unsupported,
         }
+        let abandoned = Arc::new(AtomicBool::new(false));
         let lock = self.clone();
-        tokio::task::spawn_blocking(move || lock.acquire_blocking(now + patience))
-            .await
-            .unwrap_or(Err(LockFailure::TimedOut))
+        let waiting = tokio::task::spawn_blocking({
+            let abandoned = abandoned.clone();
+            move || lock.acquire_waiting(&abandoned)
+        });
+        match tokio::time::timeout(patience, waiting).await {
+            Ok(Ok(taken)) => taken,
+            Ok(Err(_)) => Err(LockFailure::TimedOut),
+            Err(_) => {
+                abandoned.store(true, Ordering::SeqCst);
+                Err(LockFailure::TimedOut)
+            }
+        }
     }
 
-    /// Waits at the turnstile, then for the lock, until `deadline`.
-    fn acquire_blocking(&self, deadline: Instant) -> Result<Held, LockFailure> {
-        take(&self.files.turnstile, deadline)?;
-        let taken = take(&self.files.lock, deadline);
+    /// One look at each file: the lock if nobody holds it or waits for it.
+    fn try_acquire(&self) -> Result<Held, LockFailure> {
+        try_take(&self.files.turnstile)?;
+        let taken = try_take(&self.files.lock);
         let _ = self.files.turnstile.unlock();
         taken?;
         Ok(Held { lock: self.clone() })
+    }
+
+    /// Waits at the turnstile, then for the lock, blocking the thread.
+    fn acquire_waiting(&self, abandoned: &AtomicBool) -> Result<Held, LockFailure> {
+        self.files.turnstile.lock().map_err(LockFailure::Unsupported)?;
+        let taken = self.files.lock.lock();
+        let _ = self.files.turnstile.unlock();
+        taken.map_err(LockFailure::Unsupported)?;
+        let held = Held { lock: self.clone() };
+        if abandoned.load(Ordering::SeqCst) {
+            return Err(LockFailure::TimedOut);
+        }
+        Ok(held)
     }
 }
 
@@ -103,27 +122,18 @@ impl Drop for Held {
     }
 }
 
-/// Takes `file`'s lock, looking again after short pauses until `deadline`
-/// (a deadline already passed makes it one look).
-fn take(file: &File, deadline: Instant) -> Result<(), LockFailure> {
-    let mut pause = FIRST_PAUSE;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::WouldBlock) if Instant::now() + pause < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(LONGEST_PAUSE);
-            }
-            Err(TryLockError::WouldBlock) => return Err(LockFailure::TimedOut),
-            Err(TryLockError::Error(error)) => return Err(LockFailure::Unsupported(error)),
-        }
+/// Takes `file`'s lock if it is free.
+fn try_take(file: &File) -> Result<(), LockFailure> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(LockFailure::TimedOut),
+        Err(TryLockError::Error(error)) => Err(LockFailure::Unsupported(error)),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
 
@@ -156,7 +166,7 @@ mod tests {
             let (busy, stop, turns) = (busy.clone(), stop.clone(), turns.clone());
             move || {
                 while !stop.load(Ordering::SeqCst) {
-                    let held = busy.acquire_blocking(Instant::now() + Duration::from_secs(10)).expect("turn");
+                    let held = busy.acquire_waiting(&AtomicBool::new(false)).expect("turn");
                     turns.fetch_add(1, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(2));
                     drop(held);
@@ -168,7 +178,7 @@ mod tests {
         }
         let waiter = ProcessLock::open(&database).expect("open");
         let before = turns.load(Ordering::SeqCst);
-        let held = waiter.acquire_blocking(Instant::now() + Duration::from_secs(10)).expect("the waiter's turn");
+        let held = waiter.acquire_waiting(&AtomicBool::new(false)).expect("the waiter's turn");
         let waited_turns = turns.load(Ordering::SeqCst) - before;
         drop(held);
         stop.store(true, Ordering::SeqCst);
