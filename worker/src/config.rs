@@ -16,8 +16,10 @@ use crate::registry::Registry;
 /// `kassa-api --with-worker` (flatten them into the API's arguments).
 #[derive(Clone, Debug, clap::Args)]
 pub struct WorkerOptions {
-    /// Jobs run at once by this process.
-    #[arg(long, env = "KASSA_WORKER_CONCURRENCY", default_value_t = 32,
+    /// Jobs run at once by this process. Jobs mostly wait for the group
+    /// commit, so more of them in flight make larger groups: 64 confirmed
+    /// about a fifth more orders per second than 32 in the load benchmark.
+    #[arg(long, env = "KASSA_WORKER_CONCURRENCY", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
 
@@ -306,7 +308,7 @@ mod tests {
         assert_eq!(config.queue.job_types, crate::registry_with_all_jobs().job_types());
         assert!(config.queue.job_types.iter().any(|t| t == "charge"));
         assert_eq!(config.queue.lease, Duration::from_secs(30));
-        assert_eq!(config.queue.concurrency, 32);
+        assert_eq!(config.queue.concurrency, 64);
         assert!(config.queue.worker_id.starts_with("kassa-worker-"));
     }
 

@@ -18,8 +18,8 @@ use crate::backend::TestDatabase;
 use crate::load::{Budget, peak_rss_mib, percentile, reset_peak_rss, run_load};
 use crate::progress::Progress;
 use crate::results::Figures;
-use anyhow::Context as _;
 use crate::worker::wait_until;
+use anyhow::Context as _;
 
 /// The API's settings on `setup` (the database is added by the caller).
 fn api_options(options: &Options, setup: &Setup) -> AppOptions {

@@ -85,7 +85,7 @@ impl QueueConfig {
         QueueConfig {
             worker_id: worker_id.into(),
             job_types,
-            concurrency: 32,
+            concurrency: 64,
             claim_batch: 128,
             lease: Duration::from_secs(30),
             poll_min: Duration::from_millis(2),
