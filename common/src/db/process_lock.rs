@@ -37,6 +37,9 @@ pub(super) struct ProcessLock {
 struct Files {
     lock: File,
     turnstile: File,
+    /// A thread is blocked waiting for the lock (one whose wait was
+    /// abandoned, if nobody waits for it now).
+    waiting: AtomicBool,
 }
 
 /// Why the lock was not taken.
@@ -58,7 +61,8 @@ impl ProcessLock {
             path.push(suffix);
             OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
         };
-        let files = Files { lock: open("-writer")?, turnstile: open("-writer-turnstile")? };
+        let files =
+            Files { lock: open("-writer")?, turnstile: open("-writer-turnstile")?, waiting: AtomicBool::new(false) };
         Ok(ProcessLock { files: Arc::new(files) })
     }
 
@@ -66,11 +70,25 @@ impl ProcessLock {
     /// A free lock is taken at once; a taken one is waited for on a
     /// blocking thread, which the kernel wakes when the lock is let go. A
     /// wait that outlives `patience` is abandoned: its thread lets go of
-    /// the lock as soon as it gets it.
+    /// the lock as soon as it gets it. While such a thread still waits
+    /// (another process has held the lock for longer than `patience`),
+    /// later calls look every millisecond instead of blocking another
+    /// thread, so a stuck process never piles up blocked threads here.
     pub(super) async fn acquire(&self, patience: Duration) -> Result<Held, LockFailure> {
         match self.try_acquire() {
             Err(LockFailure::TimedOut) => {}
             taken_or_unsupported => return taken_or_unsupported,
+        }
+        if self.files.waiting.load(Ordering::SeqCst) {
+            let deadline = tokio::time::Instant::now() + patience;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                match self.try_acquire() {
+                    Err(LockFailure::TimedOut) => {}
+                    taken_or_unsupported => return taken_or_unsupported,
+                }
+            }
+            return Err(LockFailure::TimedOut);
         }
         let abandoned = Arc::new(AtomicBool::new(false));
         let lock = self.clone();
@@ -99,6 +117,13 @@ impl ProcessLock {
 
     /// Waits at the turnstile, then for the lock, blocking the thread.
     fn acquire_waiting(&self, abandoned: &AtomicBool) -> Result<Held, LockFailure> {
+        self.files.waiting.store(true, Ordering::SeqCst);
+        let taken = self.wait_for_turn(abandoned);
+        self.files.waiting.store(false, Ordering::SeqCst);
+        taken
+    }
+
+    fn wait_for_turn(&self, abandoned: &AtomicBool) -> Result<Held, LockFailure> {
         self.files.turnstile.lock().map_err(LockFailure::Unsupported)?;
         let taken = self.files.lock.lock();
         let _ = self.files.turnstile.unlock();
@@ -150,6 +175,23 @@ mod tests {
         );
         drop(held);
         second.acquire(Duration::from_secs(1)).await.expect("free once let go");
+    }
+
+    #[tokio::test]
+    async fn waits_after_an_abandoned_one_still_time_out_and_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = dir.path().join("kassa.db");
+        let (first, second) =
+            (ProcessLock::open(&database).expect("open"), ProcessLock::open(&database).expect("open"));
+        let held = first.acquire(Duration::from_secs(1)).await.expect("free at first");
+        let patience = Duration::from_millis(20);
+        assert!(matches!(second.acquire(patience).await, Err(LockFailure::TimedOut)), "abandoned");
+        assert!(second.files.waiting.load(Ordering::SeqCst), "the abandoned wait's thread still waits");
+        let started = std::time::Instant::now();
+        assert!(matches!(second.acquire(patience).await, Err(LockFailure::TimedOut)), "looks, does not block");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        drop(held);
+        second.acquire(Duration::from_secs(5)).await.expect("the lock once let go");
     }
 
     #[test]
